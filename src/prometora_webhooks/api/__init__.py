@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): routes per resource, pydantic schemas at the edge."""

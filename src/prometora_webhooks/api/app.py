@@ -1,0 +1,60 @@
+"""The application factory: API (and, with ``serve``, the delivery worker in the same loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from .. import __version__
+from ..delivery.worker import Worker
+from ..runtime import Runtime
+from . import errors
+from .limits import BodyLimitMiddleware
+from .routes import catalog, endpoints, health, stores
+
+log = logging.getLogger("prometora_webhooks")
+
+
+def create_app(runtime: Runtime, *, with_worker: bool = False) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        generated = await runtime.auth.init()
+        if generated:
+            print(
+                f"Admin token (shown once, store it safely): {generated}",
+                file=sys.stderr,
+                flush=True,
+            )
+        worker_task = None
+        worker = None
+        if with_worker:
+            worker = Worker(runtime.settings, runtime.db, runtime.box, runtime.notifier)
+            worker_task = asyncio.create_task(worker.run(), name="pw-worker")
+        app.state.worker = worker
+        try:
+            yield
+        finally:
+            if worker is not None and worker_task is not None:
+                worker.stop()
+                await worker_task
+            await runtime.close()
+
+    app = FastAPI(
+        title="Prometora Webhooks",
+        version=__version__,
+        description="Signed, retried, logged webhooks for Prometora marketplace stores.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.runtime = runtime
+    errors.install(app)
+    app.add_middleware(BodyLimitMiddleware)
+    for r in (health.router, stores.router, catalog.router, endpoints.router):
+        app.include_router(r)
+    return app

@@ -1,0 +1,55 @@
+"""Request-scoped dependencies: the runtime, the caller, the store a route acts for."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Query, Request
+
+from ..runtime import Runtime
+from ..services.auth import Principal
+
+
+def get_runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def get_principal(
+    rt: RuntimeDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Principal:
+    return await rt.auth.authenticate(authorization)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+async def admin(principal: PrincipalDep) -> Principal:
+    principal.require_admin()
+    return principal
+
+
+AdminDep = Annotated[Principal, Depends(admin)]
+
+
+async def store_scope(
+    principal: PrincipalDep,
+    store_id: Annotated[
+        str | None,
+        Query(description="Required with the admin token: the store to act for", max_length=64),
+    ] = None,
+) -> str:
+    return principal.store_scope(store_id)
+
+
+StoreIdDep = Annotated[str, Depends(store_scope)]
+
+Limit = Annotated[int, Query(ge=1, le=100, description="Page size (1–100)")]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=64, description="Cursor: the id of the last item of the previous page"),
+]

@@ -1,0 +1,223 @@
+"""The ``prometora-webhooks`` command: thin wrappers over the runtime and its services."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from .config import ConfigError, Settings, load_settings
+from .crypto import generate_key
+from .domain.errors import AppError
+from .runtime import Runtime
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="Prometora Webhooks: signed, retried, logged webhooks for marketplace stores.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+stores_app = typer.Typer(help="Manage stores.", no_args_is_help=True)
+app.add_typer(stores_app, name="stores")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as exc:
+        _fail(str(exc))
+        raise AssertionError from None  # unreachable
+
+
+def _runtime(settings: Settings) -> Runtime:
+    try:
+        return Runtime.build(settings)
+    except ConfigError as exc:
+        _fail(str(exc))
+        raise AssertionError from None
+
+
+def _migrate(settings: Settings) -> None:
+    from .storage.migrate import upgrade
+
+    try:
+        upgrade(settings.database_url)
+    except Exception as exc:  # a clear line, not a traceback, when the database is unreachable
+        _fail(f"cannot migrate the database: {exc.__class__.__name__}: {str(exc)[:300]}", 1)
+
+
+def _logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def _run_with_runtime(settings: Settings, fn: Callable[[Runtime], Awaitable[T]]) -> T:
+    async def main() -> T:
+        rt = _runtime(settings)
+        try:
+            return await fn(rt)
+        except AppError as exc:
+            _fail(exc.message)
+            raise AssertionError from None
+        finally:
+            await rt.close()
+
+    return asyncio.run(main())
+
+
+def _serve(settings: Settings, host: str, port: int, with_worker: bool) -> None:
+    import uvicorn
+
+    from .api.app import create_app
+
+    _logging()
+    _migrate(settings)
+    rt = _runtime(settings)
+    rt.public_url = settings.public_url or f"http://{host}:{port}"
+    api = create_app(rt, with_worker=with_worker)
+    loop = "uvloop" if sys.platform != "win32" else "asyncio"
+    config = uvicorn.Config(
+        api,
+        host=host,
+        port=port,
+        loop=loop,
+        log_level="info",
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.delivery_timeout) + 5,
+    )
+    uvicorn.Server(config).run()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+) -> None:
+    """API, dashboard and delivery worker in one process (creates/migrates the database)."""
+    _serve(_settings(), host, port, with_worker=True)
+
+
+@app.command("api")
+def api_command(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+) -> None:
+    """API and dashboard only (run workers separately)."""
+    _serve(_settings(), host, port, with_worker=False)
+
+
+@app.command()
+def worker() -> None:
+    """Delivery worker only. Run as many as you like against one database."""
+    from .delivery.worker import Worker
+
+    settings = _settings()
+    _logging()
+    _migrate(settings)
+
+    async def main(rt: Runtime) -> None:
+        w = Worker(settings, rt.db, rt.box, rt.notifier)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, w.stop)
+        logging.getLogger("prometora_webhooks").info("worker started")
+        await w.run()
+        logging.getLogger("prometora_webhooks").info("worker stopped")
+
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover
+        pass
+    _run_with_runtime(settings, main)
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    settings = _settings()
+    _migrate(settings)
+    typer.echo("database is up to date")
+
+
+@stores_app.command("create")
+def stores_create(
+    name: Annotated[str, typer.Option(help="Store name")],
+    plan: Annotated[str, typer.Option(help="Plan; webhooks work on 'business'")] = "business",
+) -> None:
+    """Create a store; prints its id and API key (shown once)."""
+    settings = _settings()
+    _migrate(settings)
+
+    async def main(rt: Runtime) -> None:
+        store, key = await rt.stores.create(name, plan)
+        typer.echo(f"store_id: {store.id}")
+        typer.echo(f"api_key:  {key}")
+
+    _run_with_runtime(settings, main)
+
+
+@app.command("dashboard-link")
+def dashboard_link(store: Annotated[str, typer.Option(help="Store id (str_…)")]) -> None:
+    """Print a one-time dashboard login URL (valid 15 minutes)."""
+    settings = _settings()
+    _migrate(settings)
+
+    async def main(rt: Runtime) -> None:
+        url, _ = await rt.dashboard_links.create(store, rt.public_url)
+        typer.echo(url)
+
+    _run_with_runtime(settings, main)
+
+
+@app.command()
+def publish(
+    store: Annotated[str, typer.Option(help="Store id (str_…)")],
+    type_: Annotated[str, typer.Option("--type", help="Event type, e.g. order.created")],
+    data: Annotated[str, typer.Option(help="Event data as JSON, or @FILE")],
+) -> None:
+    """Publish an event to a store's subscribed endpoints."""
+    settings = _settings()
+    _migrate(settings)
+    try:
+        text = Path(data[1:]).read_text(encoding="utf-8") if data.startswith("@") else data
+        payload = json.loads(text)
+    except (OSError, ValueError) as exc:
+        _fail(f"--data: {exc}")
+
+    async def main(rt: Runtime) -> None:
+        ev, _ = await rt.events.publish(store, type_, payload)
+        typer.echo(ev.body.decode())
+
+    _run_with_runtime(settings, main)
+
+
+@app.command("generate-key")
+def generate_key_command() -> None:
+    """Print a new random SECRET_KEY (base64 of 32 bytes)."""
+    typer.echo(generate_key())
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

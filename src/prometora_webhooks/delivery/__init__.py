@@ -1,0 +1,1 @@
+"""Outbound HTTP: the guarded client, the worker loop."""

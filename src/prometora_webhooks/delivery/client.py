@@ -1,0 +1,168 @@
+"""One webhook attempt over HTTP: guarded address, one deadline, capped response, no redirects."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from .. import __version__
+from ..domain.addresses import classify
+from ..domain.errors import UrlRejected
+from ..domain.urls import check_url
+from .guard import BlockedAddress, GuardedResolver
+
+USER_AGENT = f"Prometora-Webhooks/{__version__}"
+KEEP_BYTES = 1024
+READ_CAP = 64 * 1024
+
+
+@dataclass(slots=True)
+class SendResult:
+    succeeded: bool
+    http_status: int | None
+    response_time_ms: int
+    error: str | None
+    body: bytes
+    retry_after: str | None
+
+
+def ssl_context(ca_bundle: Path | None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    if ca_bundle is not None:
+        ctx.load_verify_locations(cafile=str(ca_bundle))
+    return ctx
+
+
+def make_session(
+    *, allow_private: bool, ca_bundle: Path | None, limit: int
+) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(
+        limit=limit,
+        limit_per_host=0,
+        ssl=ssl_context(ca_bundle),
+        resolver=GuardedResolver(allow_private),
+        use_dns_cache=False,
+        keepalive_timeout=30,
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        trust_env=False,  # never route deliveries through an environment proxy
+        auto_decompress=False,  # the byte cap applies to what crosses the wire
+        timeout=aiohttp.ClientTimeout(total=None),
+        skip_auto_headers=("Accept-Encoding",),
+        cookie_jar=aiohttp.DummyCookieJar(),
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    """A short, secret-free reason for the delivery log."""
+    if isinstance(exc, BlockedAddress):
+        return f"blocked: {exc.reason}"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return f"tls: certificate verify failed ({exc.certificate_error.__class__.__name__})"[:200]
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return "tls: handshake failed"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        os_err = exc.os_error
+        if isinstance(os_err, BlockedAddress):
+            return f"blocked: {os_err.reason}"
+        if isinstance(os_err, ssl.SSLError):
+            return f"tls: {os_err.reason or 'handshake failed'}".lower()[:200]
+        if isinstance(os_err, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(exc, aiohttp.ClientConnectorDNSError) or "Name or service" in str(os_err):
+            return "dns: host name does not resolve"
+        return "connection failed"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "connection closed by receiver"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "invalid response body"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return "invalid HTTP response"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset"
+    if isinstance(exc, aiohttp.ClientOSError):
+        return "connection reset" if "reset" in str(exc).lower() else "connection error"
+    if isinstance(exc, ssl.SSLError):
+        return "tls: handshake failed"
+    return "request failed"
+
+
+class Sender:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        timeout: float,
+        allow_http: bool,
+        allow_private: bool,
+    ) -> None:
+        self._session = session
+        self._timeout = timeout
+        self._allow_http = allow_http
+        self._allow_private = allow_private
+
+    def _precheck(self, url: str) -> str | None:
+        """The literal-address rules again (aiohttp does not resolve IP literals)."""
+        try:
+            checked = check_url(url, allow_http=self._allow_http, allow_private=self._allow_private)
+        except UrlRejected as exc:
+            return f"blocked: {exc.message}"[:200]
+        if checked.ip is not None:
+            reason = classify(checked.ip, allow_private=self._allow_private)
+            if reason is not None:
+                return f"blocked: {reason}"
+        return None
+
+    async def send(self, url: str, body: bytes, headers: dict[str, str]) -> SendResult:
+        start = time.perf_counter()
+        blocked = self._precheck(url)
+        if blocked is not None:
+            return SendResult(False, None, 0, blocked, b"", None)
+        status: int | None = None
+        retry_after: str | None = None
+        data = b""
+        error: str | None = None
+        try:
+            async with asyncio.timeout(self._timeout):
+                async with self._session.post(
+                    url, data=body, headers=headers, allow_redirects=False
+                ) as resp:
+                    status = resp.status
+                    retry_after = resp.headers.get("Retry-After")
+                    data = await _read_capped(resp)
+        except TimeoutError:
+            error = "timeout"
+        except (aiohttp.ClientError, OSError, ssl.SSLError) as exc:
+            error = _describe(exc)
+        except aiohttp.InvalidURL:
+            error = "invalid url"
+        elapsed = int((time.perf_counter() - start) * 1000)
+        if error is None and status is not None:
+            if 200 <= status < 300:
+                return SendResult(True, status, elapsed, None, data, None)
+            error = "redirect not followed" if 300 <= status < 400 else f"HTTP {status}"
+        return SendResult(
+            False, status if error != "timeout" else None, elapsed, error, data, retry_after
+        )
+
+
+async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
+    """Read at most READ_CAP bytes of the body; keep the first KEEP_BYTES."""
+    kept = bytearray()
+    total = 0
+    while total < READ_CAP:
+        chunk = await resp.content.read(min(16384, READ_CAP - total))
+        if not chunk:
+            break
+        total += len(chunk)
+        if len(kept) < KEEP_BYTES:
+            kept += chunk[: KEEP_BYTES - len(kept)]
+    if not resp.content.at_eof():
+        resp.close()  # stop reading a huge or endless body: drop the connection
+    return bytes(kept)

@@ -1,0 +1,272 @@
+"""The delivery worker: claim due deliveries, send them concurrently, record results in batches.
+
+One loop claims as many due rows as it has free slots (lease = timeout + margin), starts one
+task per delivery, and a recorder task writes finished attempts in grouped transactions.
+Stopping: no new claims; in-flight attempts get until their deadline; results are flushed.
+Anything cut off is re-claimed by a worker after its lease ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+from ..config import Settings
+from ..crypto import DecryptError, SecretBox
+from ..domain import ids
+from ..domain.outcomes import AttemptResult
+from ..domain.plans import has_webhooks
+from ..domain.retry import parse_retry_after
+from ..domain.timefmt import now_ms
+from ..services.notify import Notifier
+from ..services.recorder import Recorder
+from ..signing import secret_key, signature_header
+from ..storage import endpoints as ep_q
+from ..storage import events as event_q
+from ..storage import queue
+from ..storage.database import Database
+from ..storage.queue import Claimed
+from .client import USER_AGENT, Sender, make_session
+
+log = logging.getLogger("prometora_webhooks.worker")
+
+LEASE_MARGIN_S = 15.0
+MAX_CLAIM = 500
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    url: str
+    store_id: str
+    sendable: bool  # enabled and on the Business plan
+    keys: tuple[bytes, ...]
+    headers: dict[str, str]
+
+
+class Worker:
+    def __init__(
+        self, settings: Settings, db: Database, box: SecretBox, notifier: Notifier
+    ) -> None:
+        self._s = settings
+        self._db = db
+        self._box = box
+        self._notifier = notifier
+        self._recorder = Recorder(db, settings.retry_delays, settings.disable_after)
+        self._results: list[AttemptResult] = []
+        self._dropped: list[tuple[int, str]] = []
+        self._have_results = asyncio.Event()
+        self._slot_free = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._per_endpoint: Counter[str] = Counter()
+        self._stopping = asyncio.Event()
+        self.delivered = 0  # attempts recorded (for tests and metrics)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._notifier.notify()
+
+    async def run(self) -> None:
+        session = make_session(
+            allow_private=self._s.allow_private_networks,
+            ca_bundle=self._s.ca_bundle,
+            limit=self._s.worker_concurrency,
+        )
+        sender = Sender(
+            session,
+            timeout=self._s.delivery_timeout,
+            allow_http=self._s.allow_http,
+            allow_private=self._s.allow_private_networks,
+        )
+        recorder_task = asyncio.create_task(self._record_loop(), name="pw-recorder")
+        purge_task = asyncio.create_task(self._purge_loop(), name="pw-purge")
+        try:
+            await self._claim_loop(sender)
+        finally:
+            purge_task.cancel()
+            if self._inflight:
+                await asyncio.wait(self._inflight, timeout=self._s.delivery_timeout + 1)
+            for t in self._inflight:
+                t.cancel()
+            self._have_results.set()
+            self._stopping.set()
+            with contextlib.suppress(Exception):
+                await recorder_task
+            await self._flush()
+            await session.close()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purge_task
+
+    # -- claiming ---------------------------------------------------------------------------
+    async def _claim_loop(self, sender: Sender) -> None:
+        backoff = 0.5
+        while not self._stopping.is_set():
+            free = self._s.worker_concurrency - len(self._inflight)
+            if free <= 0:
+                self._slot_free.clear()
+                await self._slot_free.wait()
+                continue
+            try:
+                batch = await self._claim(min(free, MAX_CLAIM))
+                jobs = await self._prepare(batch) if batch else []
+                backoff = 0.5
+            except Exception:
+                log.exception("claiming deliveries failed; retrying in %.1fs", backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            for claimed, target, event_type, body in jobs:
+                self._start(sender, claimed, target, event_type, body)
+            if len(batch) < min(free, MAX_CLAIM):
+                await self._notifier.wait(self._s.worker_poll_interval)
+
+    async def _claim(self, limit: int) -> list[Claimed]:
+        now = now_ms()
+        lease_until = now + int((self._s.delivery_timeout + LEASE_MARGIN_S) * 1000)
+        token = secrets.token_hex(8)
+        saturated = [
+            ep for ep, n in self._per_endpoint.items() if n >= self._s.worker_per_endpoint_limit
+        ]
+        async with self._db.write() as conn:
+            return await queue.claim(conn, now, lease_until, token, limit, saturated)
+
+    async def _prepare(self, batch: list[Claimed]) -> list[tuple[Claimed, _Target, str, bytes]]:
+        """Load endpoints, secrets and bodies for a claimed batch; drop what may not be sent."""
+        now = now_ms()
+        async with self._db.read() as conn:
+            rows = await ep_q.targets(conn, list({c.endpoint_id for c in batch}), now)
+            bodies = await event_q.bodies(conn, list({c.event_id for c in batch}))
+        targets = {ep_id: self._target(row) for ep_id, row in rows.items()}
+        jobs = []
+        for c in batch:
+            target = targets.get(c.endpoint_id)
+            ev = bodies.get(c.event_id)
+            token = c.lease_token
+            if (
+                target is None
+                or ev is None
+                or not target.keys
+                or (c.trigger == "scheduled" and not target.sendable)
+            ):
+                self._dropped.append((c.id, token))
+            else:
+                jobs.append((c, target, ev[0], ev[1]))
+        if self._dropped:
+            self._have_results.set()
+        return jobs
+
+    def _target(self, row: ep_q.DeliveryTarget) -> _Target:
+        keys: list[bytes] = []
+        headers: dict[str, str] = {}
+        try:
+            for enc in row.secrets_enc:
+                keys.append(secret_key(self._box.decrypt(enc, f"secret:{row.id}").decode()))
+            if row.headers_enc:
+                headers = json.loads(self._box.decrypt(row.headers_enc, f"headers:{row.id}"))
+        except (DecryptError, ValueError):
+            log.error("endpoint %s: stored secret cannot be decrypted with SECRET_KEY", row.id)
+            keys = []
+        return _Target(
+            row.url, row.store_id, row.enabled and has_webhooks(row.plan), tuple(keys), headers
+        )
+
+    # -- sending ----------------------------------------------------------------------------
+    def _start(
+        self, sender: Sender, c: Claimed, target: _Target, event_type: str, body: bytes
+    ) -> None:
+        self._per_endpoint[c.endpoint_id] += 1
+        task = asyncio.create_task(self._deliver(sender, c, target, event_type, body))
+        self._inflight.add(task)
+        task.add_done_callback(lambda t, ep=c.endpoint_id: self._done(t, ep))
+
+    def _done(self, task: asyncio.Task[None], endpoint_id: str) -> None:
+        self._inflight.discard(task)
+        self._per_endpoint[endpoint_id] -= 1
+        if self._per_endpoint[endpoint_id] <= 0:
+            del self._per_endpoint[endpoint_id]
+        self._slot_free.set()
+
+    async def _deliver(
+        self, sender: Sender, c: Claimed, target: _Target, event_type: str, body: bytes
+    ) -> None:
+        started = now_ms()
+        ts = int(time.time())
+        headers = {
+            **target.headers,
+            "content-type": "application/json",
+            "user-agent": USER_AGENT,
+            "webhook-id": c.event_id,
+            "webhook-timestamp": str(ts),
+            "webhook-signature": signature_header(target.keys, c.event_id, ts, body),
+        }
+        res = await sender.send(target.url, body, headers)
+        retry_after = None
+        if res.http_status in (429, 503) and res.retry_after:
+            retry_after = parse_retry_after(res.retry_after, time.time())
+        self._results.append(
+            AttemptResult(
+                delivery_id=c.id,
+                lease_token=c.lease_token,
+                attempt_id=ids.new_id(ids.ATTEMPT),
+                endpoint_id=c.endpoint_id,
+                event_id=c.event_id,
+                event_type=event_type,
+                store_id=target.store_id,
+                attempt=c.attempt,
+                trigger=c.trigger,
+                succeeded=res.succeeded,
+                http_status=res.http_status,
+                response_time_ms=res.response_time_ms,
+                error=res.error,
+                response_body=res.body,
+                started_at=started,
+                retry_after=retry_after,
+            )
+        )
+        self._have_results.set()
+
+    async def _purge_loop(self) -> None:
+        """Delete attempts and events older than the retention period, now and then."""
+        while True:
+            try:
+                n_attempts, n_events = await self._recorder.purge(self._s.retention_seconds)
+                if n_attempts or n_events:
+                    log.info("purged %d attempts and %d events", n_attempts, n_events)
+            except Exception:
+                log.exception("purge failed; will try again")
+            await asyncio.sleep(self._s.purge_interval)
+
+    # -- recording --------------------------------------------------------------------------
+    async def _record_loop(self) -> None:
+        while not (self._stopping.is_set() and not self._inflight):
+            await self._have_results.wait()
+            self._have_results.clear()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        failures = 0
+        while self._results or self._dropped:
+            results, self._results = self._results, []
+            dropped, self._dropped = self._dropped, []
+            try:
+                disabled = await self._recorder.record(results, dropped)
+            except Exception:
+                log.exception("recording %d attempts failed; will retry", len(results))
+                self._results[:0] = results
+                self._dropped[:0] = dropped
+                failures += 1
+                await asyncio.sleep(min(2.0**failures, 30.0))
+                if self._stopping.is_set() and failures >= 5:
+                    # Leases run out and the deliveries are made again; nothing is lost.
+                    return
+                if not self._stopping.is_set():
+                    self._have_results.set()
+                    return
+            self.delivered += len(results)
+            for ep in disabled:
+                log.warning("endpoint %s disabled after failures", ep)

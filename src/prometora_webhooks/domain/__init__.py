@@ -1,0 +1,1 @@
+"""Pure rules and types of the webhook domain: no I/O."""

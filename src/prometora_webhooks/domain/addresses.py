@@ -1,0 +1,79 @@
+"""Which IP addresses a webhook may be sent to.
+
+A webhook sender POSTs to URLs its customers type in, so every address is checked before a
+socket opens. ``classify`` names the reason an address is refused, or returns None.
+Cloud metadata and translation prefixes (NAT64, 6to4, Teredo, IPv4-mapped/compatible) are
+refused even when private networks are allowed: they reach the cloud metadata service or
+tunnel to addresses that were never checked.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+METADATA = frozenset(
+    {
+        ipaddress.ip_address("169.254.169.254"),
+        ipaddress.ip_address("169.254.170.2"),
+        ipaddress.ip_address("100.100.100.200"),
+        ipaddress.ip_address("fd00:ec2::254"),
+    }
+)
+
+_ALWAYS_BLOCKED_V6 = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "64:ff9b::/96",  # NAT64
+        "64:ff9b:1::/48",  # local-use NAT64
+        "2002::/16",  # 6to4
+        "2001::/32",  # Teredo
+        "::ffff:0:0/96",  # IPv4-mapped
+        "::/96",  # IPv4-compatible (deprecated) and ::
+        "::ffff:0:0:0/96",  # IPv4-translated
+    )
+)
+
+_PRIVATE_V4 = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+    )
+)
+
+
+def classify(addr: IPAddress, *, allow_private: bool = False) -> str | None:
+    """Return why ``addr`` may not be contacted, or None if it may."""
+    if addr in METADATA:
+        return "cloud metadata address"
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.scope_id:
+            return "scoped IPv6 address"
+        for net in _ALWAYS_BLOCKED_V6:
+            if addr in net:
+                return "IPv6 translation address"
+    if addr.is_multicast:
+        return "multicast address"
+    if addr.is_unspecified:
+        return "unspecified address"
+    if isinstance(addr, ipaddress.IPv4Address) and addr in ipaddress.ip_network("0.0.0.0/8"):
+        return "reserved address"
+    if addr.is_reserved:
+        return "reserved address"
+    if allow_private:
+        return None
+    if addr.is_loopback:
+        return "loopback address"
+    if addr.is_link_local:
+        return "link-local address"
+    if isinstance(addr, ipaddress.IPv4Address) and any(addr in n for n in _PRIVATE_V4):
+        return "private address"
+    if addr.is_private or not addr.is_global:
+        return "private address"
+    return None

@@ -1,0 +1,86 @@
+"""Wiring: builds the concrete parts from Settings. Only this module and the CLI do so."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import ConfigError, Settings
+from .crypto import KeyError_, SecretBox, load_or_create_key_file, parse_key
+from .delivery.guard import check_host
+from .domain.catalog import Catalog
+from .services.auth import AuthService
+from .services.dashboard import DashboardLinks
+from .services.deliveries import DeliveryService
+from .services.endpoints import EndpointService
+from .services.events import EventService
+from .services.notify import Notifier
+from .services.stores import StoreService
+from .storage.database import Database
+
+
+def load_secret_box(settings: Settings) -> SecretBox:
+    text = settings.secret_key
+    if text is None:
+        path = settings.sqlite_path
+        if not settings.is_sqlite:
+            raise ConfigError(
+                "PROMETORA_WEBHOOKS_SECRET_KEY is required with PostgreSQL "
+                "(create one with: prometora-webhooks generate-key)"
+            )
+        if path is None:
+            from .crypto import generate_key
+
+            text = generate_key()
+        else:
+            text = load_or_create_key_file(path.with_name(path.name + ".key"))
+    try:
+        return SecretBox(parse_key(text))
+    except KeyError_ as exc:
+        raise ConfigError(f"invalid PROMETORA_WEBHOOKS_SECRET_KEY: {exc}") from None
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    box: SecretBox
+    catalog: Catalog
+    notifier: Notifier
+    auth: AuthService
+    stores: StoreService
+    endpoints: EndpointService
+    events: EventService
+    deliveries: DeliveryService
+    dashboard_links: DashboardLinks
+    public_url: str = "http://127.0.0.1:8000"
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        db = Database(settings.database_url)
+        box = load_secret_box(settings)
+        catalog = Catalog.load()
+        notifier = Notifier()
+        return cls(
+            settings=settings,
+            db=db,
+            box=box,
+            catalog=catalog,
+            notifier=notifier,
+            auth=AuthService(db, settings.admin_token),
+            stores=StoreService(db),
+            endpoints=EndpointService(
+                db,
+                box,
+                catalog,
+                check_host,
+                allow_http=settings.allow_http,
+                allow_private=settings.allow_private_networks,
+            ),
+            events=EventService(db, catalog, notifier),
+            deliveries=DeliveryService(db, catalog, notifier),
+            dashboard_links=DashboardLinks(db),
+            public_url=settings.public_url or "http://127.0.0.1:8000",
+        )
+
+    async def close(self) -> None:
+        await self.db.dispose()

@@ -1,0 +1,1 @@
+"""Use cases: the API, dashboard, CLI and worker all go through these."""

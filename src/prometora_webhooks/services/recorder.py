@@ -1,0 +1,74 @@
+"""Writing a batch of finished attempts in one transaction (the worker's group commit)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..domain.models import DisabledReason
+from ..domain.outcomes import AttemptResult, plan
+from ..domain.timefmt import now_ms
+from ..storage import attempts as attempt_q
+from ..storage import endpoints as ep_q
+from ..storage import events as event_q
+from ..storage import queue
+from ..storage.database import Database
+
+
+class Recorder:
+    def __init__(self, db: Database, delays: Sequence[float], disable_after: int) -> None:
+        self._db = db
+        self._delays = tuple(delays)
+        self._disable_after = disable_after
+
+    async def record(
+        self, results: Sequence[AttemptResult], dropped: Sequence[tuple[int, str]] = ()
+    ) -> list[str]:
+        """Log the attempts, finish or reschedule their deliveries, update the endpoints.
+
+        Returns the ids of endpoints this batch disabled.
+        """
+        now = now_ms()
+        p = plan(results, self._delays, now)
+        rows = [
+            {
+                "id": r.attempt_id,
+                "endpoint_id": r.endpoint_id,
+                "event_id": r.event_id,
+                "event_type": r.event_type,
+                "store_id": r.store_id,
+                "attempt": r.attempt,
+                "trigger": r.trigger,
+                "status": "succeeded" if r.succeeded else "failed",
+                "http_status": r.http_status,
+                "response_time_ms": r.response_time_ms,
+                "error": r.error,
+                "response_body": r.response_body,
+                "attempted_at": r.started_at,
+            }
+            for r in results
+        ]
+        async with self._db.write() as conn:
+            await attempt_q.insert_many(conn, rows)
+            await queue.finish(conn, [*p.finished, *dropped])
+            await queue.reschedule(conn, p.retries)
+            await ep_q.apply_counters(
+                conn, [(c.endpoint_id, c.reset, c.failures, c.last_started_at) for c in p.counters]
+            )
+            disabled = await ep_q.disable(conn, p.gone, DisabledReason.GONE.value, now)
+            failing = [c.endpoint_id for c in p.counters if c.failures > 0]
+            disabled += await ep_q.disable(
+                conn,
+                failing,
+                DisabledReason.CONSECUTIVE_FAILURES.value,
+                now,
+                min_failures=self._disable_after,
+            )
+            await queue.drop_scheduled_for_endpoints(conn, disabled)
+        return disabled
+
+    async def purge(self, retention_seconds: float) -> tuple[int, int]:
+        cutoff = now_ms() - int(retention_seconds * 1000)
+        async with self._db.write() as conn:
+            n_attempts = await attempt_q.purge(conn, cutoff)
+            n_events = await event_q.purge(conn, cutoff)
+        return n_attempts, n_events

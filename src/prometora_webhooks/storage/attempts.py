@@ -1,0 +1,86 @@
+"""The delivery log: one row per attempt."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Row, and_, delete, exists, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..domain.models import Attempt
+from .tables import attempts
+
+_COLS = (
+    attempts.c.id,
+    attempts.c.endpoint_id,
+    attempts.c.event_id,
+    attempts.c.event_type,
+    attempts.c.attempt,
+    attempts.c.trigger,
+    attempts.c.status,
+    attempts.c.http_status,
+    attempts.c.response_time_ms,
+    attempts.c.error,
+    attempts.c.response_body,
+    attempts.c.attempted_at,
+)
+
+
+def _attempt(row: Row[Any]) -> Attempt:
+    return Attempt(
+        row.id,
+        row.endpoint_id,
+        row.event_id,
+        row.event_type,
+        row.attempt,
+        row.trigger,
+        row.status,
+        row.http_status,
+        row.response_time_ms,
+        row.error,
+        bytes(row.response_body),
+        row.attempted_at,
+    )
+
+
+async def insert_many(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(attempts.insert(), list(rows))
+
+
+async def get(conn: AsyncConnection, attempt_id: str) -> Attempt | None:
+    row = (await conn.execute(select(*_COLS).where(attempts.c.id == attempt_id))).first()
+    return _attempt(row) if row else None
+
+
+async def list_page(
+    conn: AsyncConnection, endpoint_id: str, limit: int, after: tuple[int, str] | None
+) -> list[Attempt]:
+    """Newest first; ``after`` is the (attempted_at, id) of the previous page's last item."""
+    q = select(*_COLS).where(attempts.c.endpoint_id == endpoint_id)
+    if after is not None:
+        q = q.where(
+            or_(
+                attempts.c.attempted_at < after[0],
+                and_(attempts.c.attempted_at == after[0], attempts.c.id < after[1]),
+            )
+        )
+    q = q.order_by(attempts.c.attempted_at.desc(), attempts.c.id.desc()).limit(limit)
+    return [_attempt(r) for r in (await conn.execute(q)).all()]
+
+
+async def succeeded(conn: AsyncConnection, endpoint_id: str, event_id: str) -> bool:
+    q = select(
+        exists().where(
+            attempts.c.endpoint_id == endpoint_id,
+            attempts.c.event_id == event_id,
+            attempts.c.status == "succeeded",
+        )
+    )
+    return bool((await conn.execute(q)).scalar())
+
+
+async def purge(conn: AsyncConnection, cutoff: int) -> int:
+    result = await conn.execute(delete(attempts).where(attempts.c.attempted_at < cutoff))
+    return int(result.rowcount or 0)

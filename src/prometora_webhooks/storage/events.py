@@ -1,0 +1,87 @@
+"""Queries on events, and the fan-out that queues one delivery per subscribed endpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Row, delete, exists, literal, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..domain.models import Event
+from .tables import deliveries, endpoints, events, subscriptions
+
+_COLS = (events.c.id, events.c.store_id, events.c.type, events.c.created_at, events.c.body)
+
+
+def _event(row: Row[Any]) -> Event:
+    return Event(row.id, row.store_id, row.type, row.created_at, bytes(row.body))
+
+
+async def insert(conn: AsyncConnection, ev: Event, idempotency_key: str | None) -> None:
+    await conn.execute(
+        events.insert().values(
+            id=ev.id,
+            store_id=ev.store_id,
+            type=ev.type,
+            created_at=ev.created_at,
+            body=ev.body,
+            idempotency_key=idempotency_key,
+        )
+    )
+
+
+async def by_idempotency_key(conn: AsyncConnection, store_id: str, key: str) -> Event | None:
+    q = select(*_COLS).where(events.c.store_id == store_id, events.c.idempotency_key == key)
+    row = (await conn.execute(q)).first()
+    return _event(row) if row else None
+
+
+async def forget_idempotency_key(conn: AsyncConnection, event_id: str) -> None:
+    await conn.execute(update(events).where(events.c.id == event_id).values(idempotency_key=None))
+
+
+async def get(conn: AsyncConnection, event_id: str, store_id: str) -> Event | None:
+    q = select(*_COLS).where(events.c.id == event_id, events.c.store_id == store_id)
+    row = (await conn.execute(q)).first()
+    return _event(row) if row else None
+
+
+async def bodies(conn: AsyncConnection, event_ids: Sequence[str]) -> dict[str, tuple[str, bytes]]:
+    """event id → (type, body) for the given ids that still exist."""
+    if not event_ids:
+        return {}
+    q = select(events.c.id, events.c.type, events.c.body).where(events.c.id.in_(event_ids))
+    return {r.id: (r.type, bytes(r.body)) for r in (await conn.execute(q)).all()}
+
+
+async def fan_out(conn: AsyncConnection, ev: Event, now: int) -> int:
+    """Queue the event for every enabled endpoint of its store subscribed to its type."""
+    sel = (
+        select(
+            subscriptions.c.endpoint_id,
+            literal(ev.id),
+            literal(1),
+            literal("scheduled"),
+            literal(now),
+        )
+        .join(endpoints, endpoints.c.id == subscriptions.c.endpoint_id)
+        .where(
+            subscriptions.c.store_id == ev.store_id,
+            subscriptions.c.event_type == ev.type,
+            endpoints.c.enabled.is_(True),
+        )
+    )
+    result = await conn.execute(
+        deliveries.insert().from_select(
+            ["endpoint_id", "event_id", "attempt", "trigger", "available_at"], sel
+        )
+    )
+    return int(result.rowcount or 0)
+
+
+async def purge(conn: AsyncConnection, cutoff: int) -> int:
+    """Delete events created before ``cutoff`` that no delivery still needs."""
+    pending = exists().where(deliveries.c.event_id == events.c.id)
+    result = await conn.execute(delete(events).where(events.c.created_at < cutoff, ~pending))
+    return int(result.rowcount or 0)
