@@ -76,7 +76,8 @@ class PgServer:
         self.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
     def _ctl(self, *args: str) -> None:
-        assert self.bindir is not None and self.datadir is not None
+        assert self.bindir is not None
+        assert self.datadir is not None
         subprocess.run(
             [*self._as_user, str(self.bindir / "pg_ctl"), "-D", str(self.datadir), *args],
             check=True,

@@ -62,7 +62,9 @@ class EventTypeOut(BaseModel):
     schema_: dict[str, Any] = Field(alias="schema")
     example: dict[str, Any]
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(
+        validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+    )
 
 
 class EventTypeList(BaseModel):
@@ -116,7 +118,7 @@ class EndpointOut(BaseModel):
             format=e.format,
             header_names=list(e.header_names),
             enabled=e.enabled,
-            disabled_reason=e.disabled_reason,  # type: ignore[arg-type]
+            disabled_reason=e.disabled_reason,
             consecutive_failures=e.consecutive_failures,
             last_triggered_at=(
                 rfc3339(e.last_triggered_at, millis=True) if e.last_triggered_at else None
@@ -158,8 +160,8 @@ class AttemptOut(BaseModel):
             event_id=a.event_id,
             event_type=a.event_type,
             attempt=a.attempt,
-            trigger=a.trigger,  # type: ignore[arg-type]
-            status=a.status,  # type: ignore[arg-type]
+            trigger=a.trigger,
+            status=a.status,
             http_status=a.http_status,
             response_time_ms=a.response_time_ms,
             error=a.error,

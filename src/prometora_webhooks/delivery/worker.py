@@ -182,7 +182,8 @@ class Worker:
         self._per_endpoint[c.endpoint_id] += 1
         task = asyncio.create_task(self._deliver(sender, c, target, event_type, body))
         self._inflight.add(task)
-        task.add_done_callback(lambda t, ep=c.endpoint_id: self._done(t, ep))
+        endpoint_id = c.endpoint_id
+        task.add_done_callback(lambda t: self._done(t, endpoint_id))
 
     def _done(self, task: asyncio.Task[None], endpoint_id: str) -> None:
         self._inflight.discard(task)

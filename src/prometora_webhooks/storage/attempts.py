@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, exists, or_, select
+from sqlalchemy import and_, delete, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.models import Attempt
@@ -27,7 +27,7 @@ _COLS = (
 )
 
 
-def _attempt(row: Row[Any]) -> Attempt:
+def _attempt(row: Any) -> Attempt:
     return Attempt(
         row.id,
         row.endpoint_id,

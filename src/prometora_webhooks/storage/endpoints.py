@@ -7,8 +7,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from ..domain.models import Endpoint
 from .tables import attempts, deliveries, endpoint_secrets, endpoints, stores, subscriptions
@@ -30,7 +31,7 @@ _COLS = (
 )
 
 
-def _endpoint(row: Row[Any]) -> Endpoint:
+def _endpoint(row: Any) -> Endpoint:
     return Endpoint(
         id=row.id,
         store_id=row.store_id,
@@ -275,7 +276,10 @@ async def disable(
     """Disable those still enabled (and at ``min_failures`` or more); return which were."""
     if not endpoint_ids:
         return []
-    cond = [endpoints.c.id.in_(endpoint_ids), endpoints.c.enabled.is_(True)]
+    cond: list[ColumnElement[bool]] = [
+        endpoints.c.id.in_(endpoint_ids),
+        endpoints.c.enabled.is_(True),
+    ]
     if min_failures is not None:
         cond.append(endpoints.c.consecutive_failures >= min_failures)
     result = await conn.execute(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, delete, exists, literal, select, update
+from sqlalchemy import delete, exists, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.models import Event
@@ -14,7 +14,7 @@ from .tables import deliveries, endpoints, events, subscriptions
 _COLS = (events.c.id, events.c.store_id, events.c.type, events.c.created_at, events.c.body)
 
 
-def _event(row: Row[Any]) -> Event:
+def _event(row: Any) -> Event:
     return Event(row.id, row.store_id, row.type, row.created_at, bytes(row.body))
 
 

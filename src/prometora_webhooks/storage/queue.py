@@ -135,4 +135,5 @@ async def stats(conn: AsyncConnection, now: int) -> tuple[int, int | None]:
 
 async def next_due(conn: AsyncConnection) -> int | None:
     q = select(func.min(deliveries.c.available_at))
-    return (await conn.execute(q)).scalar_one_or_none()
+    value = (await conn.execute(q)).scalar_one_or_none()
+    return int(value) if value is not None else None

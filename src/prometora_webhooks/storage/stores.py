@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.models import Store
@@ -13,7 +13,7 @@ from .tables import stores
 _COLS = (stores.c.id, stores.c.name, stores.c.plan, stores.c.created_at, stores.c.updated_at)
 
 
-def _store(row: Row[Any]) -> Store:
+def _store(row: Any) -> Store:
     return Store(row.id, row.name, row.plan, row.created_at, row.updated_at)
 
 

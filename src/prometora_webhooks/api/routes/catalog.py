@@ -12,7 +12,9 @@ router = APIRouter(prefix="/v1", tags=["catalog"])
 async def event_types(rt: RuntimeDep, _: PrincipalDep) -> EventTypeList:
     return EventTypeList(
         data=[
-            EventTypeOut(name=t.name, description=t.description, schema=t.schema, example=t.example)
+            EventTypeOut(
+                name=t.name, description=t.description, schema_=t.schema, example=t.example
+            )
             for t in rt.catalog.all()
         ]
     )
