@@ -61,10 +61,9 @@ def _migrate(settings: Settings) -> None:
 
 
 def _logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from . import logs
+
+    logs.setup()
 
 
 def _run_with_runtime(settings: Settings, fn: Callable[[Runtime], Awaitable[T]]) -> T:
@@ -98,6 +97,7 @@ def _serve(settings: Settings, host: str, port: int, with_worker: bool) -> None:
         port=port,
         loop=loop,
         log_level="info",
+        log_config=None,
         access_log=False,
         timeout_graceful_shutdown=int(settings.delivery_timeout) + 5,
     )
@@ -123,15 +123,24 @@ def api_command(
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus /metrics on this port")
+    ] = None,
+) -> None:
     """Delivery worker only. Run as many as you like against one database."""
     from .delivery.worker import Worker
 
     settings = _settings()
     _logging()
     _migrate(settings)
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr="127.0.0.1")
 
     async def main(rt: Runtime) -> None:
+        await rt.notifier.start()
         w = Worker(settings, rt.db, rt.box, rt.notifier)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -13,9 +13,9 @@ from .services.dashboard import DashboardLinks
 from .services.deliveries import DeliveryService
 from .services.endpoints import EndpointService
 from .services.events import EventService
-from .services.notify import Notifier
+from .services.notify import Notifier, PgNotifier
 from .services.stores import StoreService
-from .storage.database import Database
+from .storage.database import Database, listen_dsn
 
 
 def load_secret_box(settings: Settings) -> SecretBox:
@@ -59,7 +59,7 @@ class Runtime:
         db = Database(settings.database_url)
         box = load_secret_box(settings)
         catalog = Catalog.load()
-        notifier = Notifier()
+        notifier = Notifier() if db.is_sqlite else PgNotifier(listen_dsn(db.url))
         return cls(
             settings=settings,
             db=db,
@@ -83,4 +83,5 @@ class Runtime:
         )
 
     async def close(self) -> None:
+        await self.notifier.close()
         await self.db.dispose()

@@ -20,6 +20,11 @@ from .routes import catalog, endpoints, health, stores
 log = logging.getLogger("prometora_webhooks")
 
 
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("delivery worker stopped unexpectedly", exc_info=task.exception())
+
+
 def create_app(runtime: Runtime, *, with_worker: bool = False) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -33,8 +38,10 @@ def create_app(runtime: Runtime, *, with_worker: bool = False) -> FastAPI:
         worker_task = None
         worker = None
         if with_worker:
+            await runtime.notifier.start()
             worker = Worker(runtime.settings, runtime.db, runtime.box, runtime.notifier)
             worker_task = asyncio.create_task(worker.run(), name="pw-worker")
+            worker_task.add_done_callback(_report_crash)
         app.state.worker = worker
         try:
             yield

@@ -2,8 +2,11 @@
 
 One loop claims as many due rows as it has free slots (lease = timeout + margin), starts one
 task per delivery, and a recorder task writes finished attempts in grouped transactions.
+An endpoint never has more than ``worker_per_endpoint_limit`` attempts in flight here: rows
+over the cap are given back and that endpoint is left out of the next claims, so one slow or
+backlogged endpoint cannot take every slot.
 Stopping: no new claims; in-flight attempts get until their deadline; results are flushed.
-Anything cut off is re-claimed by a worker after its lease ends.
+Anything cut off is claimed again by a worker after its lease ends.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
+from .. import metrics
 from ..config import Settings
 from ..crypto import DecryptError, SecretBox
 from ..domain import ids
@@ -38,6 +42,7 @@ log = logging.getLogger("prometora_webhooks.worker")
 
 LEASE_MARGIN_S = 15.0
 MAX_CLAIM = 500
+MAX_IDLE_S = 5.0  # longest idle wait when other processes' publishes wake us (LISTEN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +70,11 @@ class Worker:
         self._inflight: set[asyncio.Task[None]] = set()
         self._per_endpoint: Counter[str] = Counter()
         self._stopping = asyncio.Event()
-        self.delivered = 0  # attempts recorded (for tests and metrics)
+        self.recorded = 0  # attempts written to the log by this worker
 
     def stop(self) -> None:
         self._stopping.set()
+        self._slot_free.set()
         self._notifier.notify()
 
     async def run(self) -> None:
@@ -93,8 +99,8 @@ class Worker:
                 await asyncio.wait(self._inflight, timeout=self._s.delivery_timeout + 1)
             for t in self._inflight:
                 t.cancel()
-            self._have_results.set()
             self._stopping.set()
+            self._have_results.set()
             with contextlib.suppress(Exception):
                 await recorder_task
             await self._flush()
@@ -111,29 +117,55 @@ class Worker:
                 self._slot_free.clear()
                 await self._slot_free.wait()
                 continue
+            want = min(free, MAX_CLAIM)
             try:
-                batch = await self._claim(min(free, MAX_CLAIM))
+                batch = await self._claim(want)
                 jobs = await self._prepare(batch) if batch else []
+                idle = len(batch) < want and await self._idle_wait()
                 backoff = 0.5
-            except Exception:
-                log.exception("claiming deliveries failed; retrying in %.1fs", backoff)
+            except Exception as exc:
+                log.warning(
+                    "database unavailable while claiming; retrying",
+                    extra={"error": exc.__class__.__name__, "retry_in_s": backoff},
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
             for claimed, target, event_type, body in jobs:
                 self._start(sender, claimed, target, event_type, body)
-            if len(batch) < min(free, MAX_CLAIM):
-                await self._notifier.wait(self._s.worker_poll_interval)
+            if idle:
+                await self._notifier.wait(idle)
+
+    async def _idle_wait(self) -> float:
+        """How long to sleep when nothing more is due: until the next due row, within bounds."""
+        if not self._notifier.cross_process:
+            return self._s.worker_poll_interval
+        async with self._db.read() as conn:
+            next_at = await queue.next_due(conn)
+        if next_at is None:
+            return MAX_IDLE_S
+        return max(0.01, min(MAX_IDLE_S, (next_at - now_ms()) / 1000))
 
     async def _claim(self, limit: int) -> list[Claimed]:
         now = now_ms()
         lease_until = now + int((self._s.delivery_timeout + LEASE_MARGIN_S) * 1000)
         token = secrets.token_hex(8)
-        saturated = [
-            ep for ep, n in self._per_endpoint.items() if n >= self._s.worker_per_endpoint_limit
-        ]
+        cap = self._s.worker_per_endpoint_limit
+        saturated = [ep for ep, n in self._per_endpoint.items() if n >= cap]
         async with self._db.write() as conn:
-            return await queue.claim(conn, now, lease_until, token, limit, saturated)
+            claimed = await queue.claim(conn, now, lease_until, token, limit, saturated)
+            room = {ep: cap - n for ep, n in self._per_endpoint.items()}
+            keep: list[Claimed] = []
+            over: list[tuple[int, str]] = []
+            for c in claimed:
+                left = room.get(c.endpoint_id, cap)
+                if left > 0:
+                    room[c.endpoint_id] = left - 1
+                    keep.append(c)
+                else:
+                    over.append((c.id, c.lease_token))
+            await queue.release(conn, over, now)
+        return keep
 
     async def _prepare(self, batch: list[Claimed]) -> list[tuple[Claimed, _Target, str, bytes]]:
         """Load endpoints, secrets and bodies for a claimed batch; drop what may not be sent."""
@@ -146,14 +178,13 @@ class Worker:
         for c in batch:
             target = targets.get(c.endpoint_id)
             ev = bodies.get(c.event_id)
-            token = c.lease_token
             if (
                 target is None
                 or ev is None
                 or not target.keys
                 or (c.trigger == "scheduled" and not target.sendable)
             ):
-                self._dropped.append((c.id, token))
+                self._dropped.append((c.id, c.lease_token))
             else:
                 jobs.append((c, target, ev[0], ev[1]))
         if self._dropped:
@@ -169,7 +200,9 @@ class Worker:
             if row.headers_enc:
                 headers = json.loads(self._box.decrypt(row.headers_enc, f"headers:{row.id}"))
         except (DecryptError, ValueError):
-            log.error("endpoint %s: stored secret cannot be decrypted with SECRET_KEY", row.id)
+            log.error(
+                "stored secret cannot be decrypted with SECRET_KEY", extra={"endpoint_id": row.id}
+            )
             keys = []
         return _Target(
             row.url, row.store_id, row.enabled and has_webhooks(row.plan), tuple(keys), headers
@@ -209,40 +242,54 @@ class Worker:
         retry_after = None
         if res.http_status in (429, 503) and res.retry_after:
             retry_after = parse_retry_after(res.retry_after, time.time())
-        self._results.append(
-            AttemptResult(
-                delivery_id=c.id,
-                lease_token=c.lease_token,
-                attempt_id=ids.new_id(ids.ATTEMPT),
-                endpoint_id=c.endpoint_id,
-                event_id=c.event_id,
-                event_type=event_type,
-                store_id=target.store_id,
-                attempt=c.attempt,
-                trigger=c.trigger,
-                succeeded=res.succeeded,
-                http_status=res.http_status,
-                response_time_ms=res.response_time_ms,
-                error=res.error,
-                response_body=res.body,
-                started_at=started,
-                retry_after=retry_after,
-            )
+        result = AttemptResult(
+            delivery_id=c.id,
+            lease_token=c.lease_token,
+            attempt_id=ids.new_id(ids.ATTEMPT),
+            endpoint_id=c.endpoint_id,
+            event_id=c.event_id,
+            event_type=event_type,
+            store_id=target.store_id,
+            attempt=c.attempt,
+            trigger=c.trigger,
+            succeeded=res.succeeded,
+            http_status=res.http_status,
+            response_time_ms=res.response_time_ms,
+            error=res.error,
+            response_body=res.body,
+            started_at=started,
+            retry_after=retry_after,
         )
+        if not res.succeeded:
+            log.info(
+                "attempt failed",
+                extra={
+                    "attempt_id": result.attempt_id,
+                    "event_id": c.event_id,
+                    "endpoint_id": c.endpoint_id,
+                    "attempt": c.attempt,
+                    "http_status": res.http_status,
+                    "error": res.error,
+                },
+            )
+        self._results.append(result)
         self._have_results.set()
 
+    # -- recording --------------------------------------------------------------------------
     async def _purge_loop(self) -> None:
         """Delete attempts and events older than the retention period, now and then."""
         while True:
             try:
                 n_attempts, n_events = await self._recorder.purge(self._s.retention_seconds)
                 if n_attempts or n_events:
-                    log.info("purged %d attempts and %d events", n_attempts, n_events)
-            except Exception:
-                log.exception("purge failed; will try again")
+                    log.info(
+                        "purged old delivery log",
+                        extra={"attempts": n_attempts, "events": n_events},
+                    )
+            except Exception as exc:
+                log.warning("purge failed; will try again", extra={"error": repr(exc)[:200]})
             await asyncio.sleep(self._s.purge_interval)
 
-    # -- recording --------------------------------------------------------------------------
     async def _record_loop(self) -> None:
         while not (self._stopping.is_set() and not self._inflight):
             await self._have_results.wait()
@@ -256,8 +303,11 @@ class Worker:
             dropped, self._dropped = self._dropped, []
             try:
                 disabled = await self._recorder.record(results, dropped)
-            except Exception:
-                log.exception("recording %d attempts failed; will retry", len(results))
+            except Exception as exc:
+                log.warning(
+                    "database unavailable while recording attempts; will retry",
+                    extra={"attempts": len(results), "error": exc.__class__.__name__},
+                )
                 self._results[:0] = results
                 self._dropped[:0] = dropped
                 failures += 1
@@ -268,6 +318,21 @@ class Worker:
                 if not self._stopping.is_set():
                     self._have_results.set()
                     return
-            self.delivered += len(results)
-            for ep in disabled:
-                log.warning("endpoint %s disabled after failures", ep)
+                continue
+            self.recorded += len(results)
+            self._count(results, dropped, disabled)
+
+    @staticmethod
+    def _count(
+        results: list[AttemptResult],
+        dropped: list[tuple[int, str]],
+        disabled: list[tuple[str, str]],
+    ) -> None:
+        for r in results:
+            metrics.ATTEMPTS.labels("succeeded" if r.succeeded else "failed", r.trigger).inc()
+            metrics.ATTEMPT_SECONDS.observe(r.response_time_ms / 1000)
+        if dropped:
+            metrics.DROPPED.inc(len(dropped))
+        for endpoint_id, reason in disabled:
+            metrics.DISABLED.labels(reason).inc()
+            log.warning("endpoint disabled", extra={"endpoint_id": endpoint_id, "reason": reason})

@@ -58,6 +58,7 @@ class DeliveryService:
         async with self._db.write() as conn:
             await event_q.insert(conn, ev, None)
             await queue.enqueue(conn, endpoint_id, event_id, Trigger.MANUAL.value, now)
+            await queue.announce(conn)
         self._notifier.notify()
         return event_id
 
@@ -67,4 +68,5 @@ class DeliveryService:
             if await event_q.get(conn, event_id, store_id) is None:
                 raise NotFound(f"no event {event_id}")
             await queue.enqueue(conn, endpoint_id, event_id, Trigger.MANUAL.value, now_ms())
+            await queue.announce(conn)
         self._notifier.notify()

@@ -14,6 +14,7 @@ from ..domain.models import Event
 from ..domain.plans import has_webhooks
 from ..domain.timefmt import now_ms, rfc3339
 from ..storage import events as event_q
+from ..storage import queue
 from ..storage import stores as store_q
 from ..storage.database import Database
 from .notify import Notifier
@@ -72,4 +73,6 @@ class EventService:
                     await event_q.forget_idempotency_key(conn, first.id)
             await event_q.insert(conn, ev, key)
             queued = await event_q.fan_out(conn, ev, now) if has_webhooks(store.plan) else 0
+            if queued:
+                await queue.announce(conn)
         return queued, None

@@ -22,10 +22,10 @@ class Recorder:
 
     async def record(
         self, results: Sequence[AttemptResult], dropped: Sequence[tuple[int, str]] = ()
-    ) -> list[str]:
+    ) -> list[tuple[str, str]]:
         """Log the attempts, finish or reschedule their deliveries, update the endpoints.
 
-        Returns the ids of endpoints this batch disabled.
+        Returns (endpoint id, reason) for each endpoint this batch disabled.
         """
         now = now_ms()
         p = plan(results, self._delays, now)
@@ -54,17 +54,19 @@ class Recorder:
             await ep_q.apply_counters(
                 conn, [(c.endpoint_id, c.reset, c.failures, c.last_started_at) for c in p.counters]
             )
-            disabled = await ep_q.disable(conn, p.gone, DisabledReason.GONE.value, now)
+            gone = await ep_q.disable(conn, p.gone, DisabledReason.GONE.value, now)
             failing = [c.endpoint_id for c in p.counters if c.failures > 0]
-            disabled += await ep_q.disable(
+            failed = await ep_q.disable(
                 conn,
                 failing,
                 DisabledReason.CONSECUTIVE_FAILURES.value,
                 now,
                 min_failures=self._disable_after,
             )
-            await queue.drop_scheduled_for_endpoints(conn, disabled)
-        return disabled
+            await queue.drop_scheduled_for_endpoints(conn, [*gone, *failed])
+        return [(e, DisabledReason.GONE.value) for e in gone] + [
+            (e, DisabledReason.CONSECUTIVE_FAILURES.value) for e in failed
+        ]
 
     async def purge(self, retention_seconds: float) -> tuple[int, int]:
         cutoff = now_ms() - int(retention_seconds * 1000)

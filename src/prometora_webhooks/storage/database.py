@@ -23,6 +23,11 @@ def async_url(url: str) -> str:
     raise ValueError(f"unsupported database: {u.get_backend_name()}")
 
 
+def listen_dsn(url: str) -> str:
+    """A plain libpq-style DSN for a dedicated asyncpg LISTEN connection."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = async_url(url)

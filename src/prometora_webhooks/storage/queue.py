@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .tables import deliveries, endpoints
@@ -137,3 +137,23 @@ async def next_due(conn: AsyncConnection) -> int | None:
     q = select(func.min(deliveries.c.available_at))
     value = (await conn.execute(q)).scalar_one_or_none()
     return int(value) if value is not None else None
+
+
+async def announce(conn: AsyncConnection) -> None:
+    """Tell listening workers (PostgreSQL NOTIFY, sent when the transaction commits)."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_notify('prometora_webhooks_due', '')"))
+
+
+async def release(conn: AsyncConnection, items: Sequence[tuple[int, str]], now: int) -> None:
+    """Give claimed rows back unattempted (over an endpoint's in-flight cap)."""
+    if items:
+        await conn.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.id == bindparam("b_id"),
+                deliveries.c.lease_token == bindparam("b_token"),
+            )
+            .values(available_at=now, lease_token=None),
+            [{"b_id": i, "b_token": t} for i, t in items],
+        )

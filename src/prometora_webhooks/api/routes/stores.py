@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Response
 
+from ... import metrics
 from ...domain.timefmt import rfc3339
 from ..deps import AdminDep, RuntimeDep
 from ..schemas import (
@@ -64,6 +65,8 @@ async def publish_event(
 ) -> Response:
     """Publish an event; it is on disk, with its deliveries queued, before the 202."""
     event, replayed = await rt.events.publish(store_id, body.type, body.data, idempotency_key)
+    if not replayed:
+        metrics.PUBLISHED.inc()
     headers = {"Idempotent-Replayed": "true"} if replayed else None
     return Response(
         content=event.body,
