@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -54,7 +55,7 @@ class Settings(BaseSettings):
     @field_validator("retry_delays")
     @classmethod
     def _check_delays(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        if any(d < 0 or d > 7 * 86400 for d in value):
+        if not all(0 <= d <= 7 * 86400 for d in value):  # also refuses NaN
             raise ValueError("each delay must be between 0 and 604800 seconds")
         if len(value) > 20:
             raise ValueError("at most 20 retries")
@@ -65,6 +66,17 @@ class Settings(BaseSettings):
     def _check_db(cls, value: str) -> str:
         if not value.startswith(("sqlite:", "sqlite+", "postgresql:", "postgresql+", "postgres:")):
             raise ValueError("expected sqlite:///path or postgresql://user:pass@host:port/db")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(
+                    "expected an absolute http(s):// URL, e.g. https://hooks.example.com"
+                )
         return value
 
     @field_validator("ca_bundle")
@@ -106,5 +118,5 @@ def load_settings(**overrides: Any) -> Settings:
             if raw is not None and field not in {"admin_token", "secret_key"}
             else ""
         )
-        msg = str(err["msg"]).removeprefix("Value error, ")
+        msg = " ".join(str(err["msg"]).removeprefix("Value error, ").split())
         raise ConfigError(f"invalid {name}{shown}: {msg}") from None

@@ -66,6 +66,8 @@ class SecretBox:
             raw = base64.b64decode(blob, validate=True)
         except (ValueError, binascii.Error):
             raise DecryptError("stored secret is malformed") from None
+        if len(raw) < 12 + 16:  # nonce + GCM tag
+            raise DecryptError("stored secret is malformed")
         aead = self._by_id.get(kid)
         if version != "v1" or aead is None:
             raise DecryptError("stored secret was encrypted under an unknown key")

@@ -66,6 +66,10 @@ class Receiver:
         with self._lock:
             return [r for r in self.requests if path is None or r.path == path]
 
+    def count(self) -> int:
+        with self._lock:
+            return len(self.requests)
+
     def wait_for(
         self, count: int, path: str | None = None, timeout: float = 15.0
     ) -> list[Received]:
@@ -123,6 +127,7 @@ def wait_until(
     timeout: float,
     what: str,
     show: Callable[[], object] | None = None,
+    interval: float = 0.02,
 ):  # type: ignore[no-untyped-def]
     """Poll ``predicate`` until true (the condition is awaited, never a fixed sleep)."""
     deadline = time.monotonic() + timeout
@@ -132,4 +137,4 @@ def wait_until(
         if time.monotonic() > deadline:
             extra = f"; last seen: {show()!r}"[:2000] if show else ""
             raise AssertionError(f"timed out after {timeout}s waiting for {what}{extra}")
-        time.sleep(0.02)
+        time.sleep(interval)

@@ -30,7 +30,11 @@ class StoreOut(BaseModel):
     plan: str
     created_at: str
     updated_at: str
-    api_key: str | None = Field(default=None, description="Only when created or rotated")
+    api_key: str | None = Field(
+        default=None,
+        description="Only when created or rotated",
+        exclude_if=lambda v: v is None,  # absent, not null, everywhere else
+    )
 
     @classmethod
     def of(cls, s: Store, api_key: str | None = None) -> StoreOut:
@@ -106,7 +110,9 @@ class EndpointOut(BaseModel):
     last_triggered_at: str | None
     created_at: str
     updated_at: str
-    secret: str | None = Field(default=None, description="Only when created")
+    secret: str | None = Field(
+        default=None, description="Only when created", exclude_if=lambda v: v is None
+    )
 
     @classmethod
     def of(cls, e: Endpoint, secret: str | None = None) -> EndpointOut:

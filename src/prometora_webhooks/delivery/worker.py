@@ -306,7 +306,7 @@ class Worker:
             except Exception as exc:
                 log.warning(
                     "database unavailable while recording attempts; will retry",
-                    extra={"attempts": len(results), "error": exc.__class__.__name__},
+                    extra={"attempts": len(results), "error": str(exc)[:300]},
                 )
                 self._results[:0] = results
                 self._dropped[:0] = dropped

@@ -18,6 +18,7 @@ METADATA = frozenset(
         ipaddress.ip_address("169.254.169.254"),
         ipaddress.ip_address("169.254.170.2"),
         ipaddress.ip_address("100.100.100.200"),
+        ipaddress.ip_address("168.63.129.16"),  # Azure WireServer
         ipaddress.ip_address("fd00:ec2::254"),
     }
 )
@@ -35,6 +36,10 @@ _ALWAYS_BLOCKED_V6 = tuple(
     )
 )
 
+# Inside ::/96 but not translation addresses; compared exactly (newer Pythons call
+# ::ffff:127.0.0.1 "loopback" too).
+_V6_LOOPBACK_OR_UNSPECIFIED = (ipaddress.IPv6Address("::1"), ipaddress.IPv6Address("::"))
+
 _PRIVATE_V4 = tuple(
     ipaddress.ip_network(n)
     for n in (
@@ -44,6 +49,17 @@ _PRIVATE_V4 = tuple(
         "100.64.0.0/10",
         "127.0.0.0/8",
         "169.254.0.0/16",
+        "192.0.0.0/24",  # IETF protocol assignments
+        "192.88.99.0/24",  # deprecated 6to4 relay anycast
+    )
+)
+
+# Not global, but unknown to (this Python's) ipaddress predicates.
+_PRIVATE_V6 = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "fec0::/10",  # deprecated site-local
+        "3fff::/20",  # documentation (RFC 9637)
     )
 )
 
@@ -56,7 +72,7 @@ def classify(addr: IPAddress, *, allow_private: bool = False) -> str | None:
         if addr.scope_id:
             return "scoped IPv6 address"
         for net in _ALWAYS_BLOCKED_V6:
-            if addr in net:
+            if addr in net and addr not in _V6_LOOPBACK_OR_UNSPECIFIED:
                 return "IPv6 translation address"
     if addr.is_multicast:
         return "multicast address"
@@ -64,7 +80,7 @@ def classify(addr: IPAddress, *, allow_private: bool = False) -> str | None:
         return "unspecified address"
     if isinstance(addr, ipaddress.IPv4Address) and addr in ipaddress.ip_network("0.0.0.0/8"):
         return "reserved address"
-    if addr.is_reserved:
+    if addr.is_reserved and not addr.is_loopback:  # ::1 lies in the reserved ::/8
         return "reserved address"
     if allow_private:
         return None
@@ -73,6 +89,8 @@ def classify(addr: IPAddress, *, allow_private: bool = False) -> str | None:
     if addr.is_link_local:
         return "link-local address"
     if isinstance(addr, ipaddress.IPv4Address) and any(addr in n for n in _PRIVATE_V4):
+        return "private address"
+    if isinstance(addr, ipaddress.IPv6Address) and any(addr in n for n in _PRIVATE_V6):
         return "private address"
     if addr.is_private or not addr.is_global:
         return "private address"

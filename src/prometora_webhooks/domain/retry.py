@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from datetime import UTC
 
 JITTER = 0.10
 RETRY_AFTER_CAP_S = 3600.0
@@ -14,8 +15,9 @@ def parse_retry_after(value: str | None, now_s: float) -> float | None:
     if not value:
         return None
     text = value.strip()
-    if text.isdigit():
-        return float(int(text))
+    if text.isascii() and text.isdigit():
+        # int("²") fails and huge values overflow float(): anything this long is "very long".
+        return float(int(text)) if len(text) <= 15 else float(10**15)
     from email.utils import parsedate_to_datetime
 
     try:
@@ -24,6 +26,8 @@ def parse_retry_after(value: str | None, now_s: float) -> float | None:
         return None
     if when is None:
         return None
+    if when.tzinfo is None:  # "-0000": UTC, not the machine's local time
+        when = when.replace(tzinfo=UTC)
     return max(0.0, when.timestamp() - now_s)
 
 

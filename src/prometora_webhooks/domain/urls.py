@@ -12,7 +12,7 @@ from .errors import UrlRejected
 
 MAX_URL_LENGTH = 2048
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
-_NUMERIC_PART = re.compile(r"^(0x[0-9a-f]*|0[0-7]*|[1-9][0-9]*)$")
+_NUMERIC_PART = re.compile(r"^(0x[0-9a-f]+|0[0-7]*|[1-9][0-9]*)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,13 +26,13 @@ class CheckedUrl:
 
 def parse_ipv4_loose(host: str) -> ipaddress.IPv4Address | None:
     """Parse the forms inet_aton accepts: 127.1, 0x7f.1, 017700000001, 2130706433."""
-    parts = host.split(".")
+    parts = host.lower().split(".")
     if not 1 <= len(parts) <= 4 or not all(_NUMERIC_PART.match(p) for p in parts):
         return None
     nums: list[int] = []
     for p in parts:
         if p.startswith("0x"):
-            nums.append(int(p[2:] or "0", 16))
+            nums.append(int(p[2:], 16))
         elif p.startswith("0") and len(p) > 1:
             nums.append(int(p, 8))
         else:
@@ -92,7 +92,7 @@ def check_url(url: object, *, allow_http: bool, allow_private: bool) -> CheckedU
         raise UrlRejected("url port must be between 1 and 65535")
     ip = parse_ip_host(host)
     if ip is None:
-        if ":" in host or ("[" in parts.netloc.split("@")[-1].split("]")[0] and ":" in raw_host):
+        if ":" in host or parts.netloc.startswith("["):
             raise UrlRejected("url host is not a valid IPv6 address")
         labels = host.split(".")
         if not all(_HOST_LABEL.match(label) for label in labels):

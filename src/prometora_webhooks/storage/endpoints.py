@@ -248,7 +248,8 @@ async def apply_counters(
     """(endpoint_id, reset, failures, last_started_at): set or add to the failure counter."""
     if not changes:
         return
-    for endpoint_id, reset, failures, started in changes:
+    # A fixed order (by id) keeps concurrent workers from deadlocking on endpoint rows.
+    for endpoint_id, reset, failures, started in sorted(changes):
         counter = failures if reset else endpoints.c.consecutive_failures + failures
         await conn.execute(
             update(endpoints)

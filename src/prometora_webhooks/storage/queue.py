@@ -57,10 +57,12 @@ async def claim(
     if exclude_endpoints:
         due = due.where(deliveries.c.endpoint_id.not_in(exclude_endpoints))
     if conn.dialect.name == "postgresql":
+        # Lock the chosen rows in a CTE; rows other workers hold are skipped, never waited on.
         due = due.with_for_update(skip_locked=True)
+    picked = due.cte("picked")
     result = await conn.execute(
         update(deliveries)
-        .where(deliveries.c.id.in_(due.scalar_subquery()))
+        .where(deliveries.c.id == picked.c.id)
         .values(available_at=lease_until, lease_token=token)
         .returning(
             deliveries.c.id,
