@@ -144,7 +144,8 @@ def test_three_workers_deliver_everything_exactly_once(
     assert set(got) == expected
     # every worker took part
     for w in workers:
-        assert w.popen is not None and w.popen.poll() is None, w.log()[-2000:]
+        assert w.popen is not None
+        assert w.popen.poll() is None, w.log()[-2000:]
 
 
 def test_worker_killed_and_postgres_restarted_mid_run_loses_nothing(
@@ -180,4 +181,5 @@ def test_worker_killed_and_postgres_restarted_mid_run_loses_nothing(
     assert duplicates <= 4 * 64
     assert set(got) == expected
     for w in workers[1:]:
-        assert w.popen is not None and w.popen.poll() is None, w.log()[-3000:]
+        assert w.popen is not None
+        assert w.popen.poll() is None, w.log()[-3000:]

@@ -107,7 +107,7 @@ class Service:
             if proc.popen and proc.popen.poll() is not None:
                 raise AssertionError(f"service exited early:\n{proc.log()[-4000:]}")
             try:
-                return httpx.get(self.base_url + "/readyz", timeout=1).status_code == 200
+                return self.http.get(self.base_url + "/readyz", timeout=1).status_code == 200
             except httpx.HTTPError:
                 return False
 
@@ -131,7 +131,15 @@ class Service:
         headers = dict(kwargs.pop("headers", {}) or {})
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
-        return httpx.request(method, self.base_url + path, headers=headers, timeout=30, **kwargs)
+        return self.http.request(method, self.base_url + path, headers=headers, **kwargs)
+
+    @property
+    def http(self) -> httpx.Client:
+        """One keep-alive client per service (a new client re-reads the CA bundle: ~30 ms)."""
+        client = self.__dict__.get("_http")
+        if client is None:
+            client = self.__dict__["_http"] = httpx.Client(timeout=30)
+        return client
 
     def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         return self.request(method, path, self.admin_token, **kwargs)
