@@ -51,13 +51,21 @@ def _runtime(settings: Settings) -> Runtime:
         raise AssertionError from None
 
 
-def _migrate(settings: Settings) -> None:
+def _migrate(settings: Settings, *, check_key: bool = True) -> None:
+    """Check the secret key first (a clear error before touching the database), then migrate."""
+    from .runtime import load_secret_box
     from .storage.migrate import upgrade
 
+    if check_key:
+        try:
+            load_secret_box(settings)
+        except ConfigError as exc:
+            _fail(str(exc))
     try:
         upgrade(settings.database_url)
     except Exception as exc:  # a clear line, not a traceback, when the database is unreachable
-        _fail(f"cannot migrate the database: {exc.__class__.__name__}: {str(exc)[:300]}", 1)
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        _fail(f"cannot migrate the database: {exc.__class__.__name__}: {first}", 1)
 
 
 def _logging() -> None:
@@ -162,7 +170,7 @@ def worker(
 def migrate() -> None:
     """Bring the database schema up to date."""
     settings = _settings()
-    _migrate(settings)
+    _migrate(settings, check_key=False)
     typer.echo("database is up to date")
 
 
@@ -222,6 +230,60 @@ def publish(
 def generate_key_command() -> None:
     """Print a new random SECRET_KEY (base64 of 32 bytes)."""
     typer.echo(generate_key())
+
+
+@app.command("rotate-key")
+def rotate_key(
+    new_key: Annotated[
+        str | None, typer.Option(help="The new key (default: generate one)", show_default=False)
+    ] = None,
+) -> None:
+    """Re-encrypt every stored secret under a new SECRET_KEY and print that key.
+
+    Without downtime: run every process with SECRET_KEY="NEW,OLD" (the first key encrypts,
+    all decrypt), then run `rotate-key` with that same setting, then drop OLD.
+    """
+    from .crypto import SecretBox, parse_key
+    from .runtime import key_file, load_secret_box
+    from .services.keys import reencrypt_all
+    from .storage.database import Database
+
+    settings = _settings()
+    _migrate(settings)
+    old = load_secret_box(settings)
+    listed = (settings.secret_key or "").count(",") > 0
+    if new_key is None and listed:
+        new_text = (settings.secret_key or "").split(",")[0].strip()
+    else:
+        new_text = new_key or generate_key()
+    try:
+        target = SecretBox(parse_key(new_text))
+    except ValueError as exc:
+        _fail(f"--new-key: {exc}")
+        raise AssertionError from None
+    box = SecretBox(parse_key(new_text), (*old.keys(),))
+
+    async def main() -> int:
+        db = Database(settings.database_url)
+        try:
+            return await reencrypt_all(db, box, target)
+        finally:
+            await db.dispose()
+
+    changed = asyncio.run(main())
+    path = key_file(settings)
+    if settings.secret_key is None and path is not None:
+        tmp = path.with_name(path.name + ".new")
+        tmp.write_text(new_text + "\n", encoding="ascii")
+        tmp.chmod(0o600)
+        tmp.replace(path)
+        typer.echo(f"re-encrypted {changed} secrets; the new key is in {path}", err=True)
+    else:
+        typer.echo(
+            f"re-encrypted {changed} secrets; set PROMETORA_WEBHOOKS_SECRET_KEY to the key below",
+            err=True,
+        )
+    typer.echo(new_text)
 
 
 def main() -> None:

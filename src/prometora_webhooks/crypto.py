@@ -46,10 +46,15 @@ def key_id(key: bytes) -> str:
 class SecretBox:
     def __init__(self, key: bytes, old_keys: tuple[bytes, ...] = ()) -> None:
         self._key = key
+        self._old = old_keys
         self._kid = key_id(key)
         self._aead = AESGCM(key)
         self._by_id = {key_id(k): AESGCM(k) for k in old_keys}
         self._by_id[self._kid] = self._aead
+
+    def keys(self) -> tuple[bytes, ...]:
+        """Every key this box can decrypt with, the encrypting key first."""
+        return (self._key, *self._old)
 
     @property
     def key_id(self) -> str:

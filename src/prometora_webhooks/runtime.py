@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from .config import ConfigError, Settings
 from .crypto import KeyError_, SecretBox, load_or_create_key_file, parse_key
@@ -18,7 +19,15 @@ from .services.stores import StoreService
 from .storage.database import Database, listen_dsn
 
 
+def key_file(settings: Settings) -> Path | None:
+    """The generated key kept beside a SQLite database when SECRET_KEY is not set."""
+    path = settings.sqlite_path
+    return path.with_name(path.name + ".key") if path is not None else None
+
+
 def load_secret_box(settings: Settings) -> SecretBox:
+    """SECRET_KEY may list several keys, comma-separated: the first encrypts, all decrypt
+    (that is how a key is rotated without downtime; see ``rotate-key``)."""
     text = settings.secret_key
     if text is None:
         path = settings.sqlite_path
@@ -34,7 +43,10 @@ def load_secret_box(settings: Settings) -> SecretBox:
         else:
             text = load_or_create_key_file(path.with_name(path.name + ".key"))
     try:
-        return SecretBox(parse_key(text))
+        keys = [parse_key(part) for part in text.split(",") if part.strip()]
+        if not keys:
+            raise KeyError_("must be base64 of 32 random bytes")
+        return SecretBox(keys[0], tuple(keys[1:]))
     except KeyError_ as exc:
         raise ConfigError(f"invalid PROMETORA_WEBHOOKS_SECRET_KEY: {exc}") from None
 

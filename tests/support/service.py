@@ -199,6 +199,7 @@ def base_env(db_url: str, secret_key: str, ca_path: str) -> dict[str, str]:
         PROMETORA_WEBHOOKS_RETRY_DELAYS="1,2",
         PROMETORA_WEBHOOKS_DELIVERY_TIMEOUT="2",
         PROMETORA_WEBHOOKS_WORKER_POLL_INTERVAL="0.1",
+        PROMETORA_WEBHOOKS_RATE_LIMIT="0",
         PYTHONUNBUFFERED="1",
     )
     return env

@@ -15,6 +15,7 @@ from ..delivery.worker import Worker
 from ..runtime import Runtime
 from . import errors
 from .limits import BodyLimitMiddleware
+from .ratelimit import RateLimiter
 from .routes import catalog, endpoints, health, stores
 
 log = logging.getLogger("prometora_webhooks")
@@ -60,6 +61,9 @@ def create_app(runtime: Runtime, *, with_worker: bool = False) -> FastAPI:
         redoc_url=None,
     )
     app.state.runtime = runtime
+    app.state.rate_limiter = RateLimiter(
+        runtime.settings.rate_limit, runtime.settings.rate_limit_burst
+    )
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware)
     for r in (health.router, stores.router, catalog.router, endpoints.router):

@@ -8,6 +8,7 @@ from fastapi import Depends, Header, Query, Request
 
 from ..runtime import Runtime
 from ..services.auth import Principal
+from .ratelimit import RateLimiter
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -19,10 +20,15 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 async def get_principal(
+    request: Request,
     rt: RuntimeDep,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal:
-    return await rt.auth.authenticate(authorization)
+    principal = await rt.auth.authenticate(authorization)
+    if principal.store_id is not None:
+        limiter: RateLimiter = request.app.state.rate_limiter
+        limiter.check(principal.store_id)
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -18,6 +18,7 @@ import logging
 import secrets
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .. import metrics
@@ -239,6 +240,8 @@ class Worker:
             "webhook-signature": signature_header(target.keys, c.event_id, ts, body),
         }
         res = await sender.send(target.url, body, headers)
+        if target.headers and res.body:
+            res.body = _redact(res.body, target.headers.values())
         retry_after = None
         if res.http_status in (429, 503) and res.retry_after:
             retry_after = parse_retry_after(res.retry_after, time.time())
@@ -336,3 +339,11 @@ class Worker:
         for endpoint_id, reason in disabled:
             metrics.DISABLED.labels(reason).inc()
             log.warning("endpoint disabled", extra={"endpoint_id": endpoint_id, "reason": reason})
+
+
+def _redact(body: bytes, values: Iterable[str]) -> bytes:
+    """Keep custom header values (credentials) out of the log, even if a receiver echoes them."""
+    for value in values:
+        if len(value) >= 6:
+            body = body.replace(value.encode(), b"[redacted]")
+    return body

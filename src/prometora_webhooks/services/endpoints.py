@@ -99,6 +99,8 @@ class EndpointService:
     def _valid_description(text: str) -> str:
         if len(text) > MAX_DESCRIPTION:
             raise ValidationFailed(f"description must be at most {MAX_DESCRIPTION} characters")
+        if "\x00" in text:
+            raise ValidationFailed("description must not contain NUL characters")
         return text
 
     @staticmethod

@@ -20,13 +20,15 @@ def _check_name(name: str) -> str:
     name = name.strip()
     if not name or len(name) > MAX_NAME:
         raise ValidationFailed(f"name must be 1 to {MAX_NAME} characters")
+    if "\x00" in name:
+        raise ValidationFailed("name must not contain NUL characters")
     return name
 
 
 def _check_plan(plan: str) -> str:
     plan = plan.strip().lower()
-    if not plan or len(plan) > MAX_PLAN:
-        raise ValidationFailed(f"plan must be 1 to {MAX_PLAN} characters")
+    if not plan or len(plan) > MAX_PLAN or "\x00" in plan:
+        raise ValidationFailed(f"plan must be 1 to {MAX_PLAN} characters, without NUL")
     return plan
 
 

@@ -174,6 +174,11 @@ async def all_secrets(conn: AsyncConnection) -> list[tuple[int, str, str]]:
     return [(r.id, r.endpoint_id, r.secret_enc) for r in (await conn.execute(q)).all()]
 
 
+async def all_headers(conn: AsyncConnection) -> list[tuple[str, str]]:
+    q = select(endpoints.c.id, endpoints.c.headers_enc).where(endpoints.c.headers_enc.is_not(None))
+    return [(r.id, r.headers_enc) for r in (await conn.execute(q)).all()]
+
+
 async def set_secret_enc(conn: AsyncConnection, secret_id: int, enc: str) -> None:
     await conn.execute(
         update(endpoint_secrets).where(endpoint_secrets.c.id == secret_id).values(secret_enc=enc)

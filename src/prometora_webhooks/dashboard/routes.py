@@ -1,0 +1,307 @@
+"""Store Settings → Webhooks: the pages, their forms, and the live fragments they poll.
+
+Every action is a plain HTML form (POST, CSRF token, then a redirect back to the page), so the
+dashboard works without JavaScript; ``static/dashboard.js`` only adds copy buttons,
+confirmation dialogs and live updates.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import RedirectResponse
+
+from ..domain.errors import PlanUpgradeRequired, UrlRejected, ValidationFailed
+from ..domain.models import Endpoint
+from ..domain.timefmt import now_ms
+from ..services.dashboard import DashboardSession, LinkRefused
+from ..services.endpoints import MAX_DESCRIPTION, EndpointChanges
+from . import views
+from .session import (
+    COOKIE,
+    FormDep,
+    RuntimeDep,
+    SessionDep,
+    clear_session_cookie,
+    optional_session,
+    set_session_cookie,
+)
+from .web import DashboardRoute, json_response, message_page, page, render
+
+router = APIRouter(prefix="/dashboard", include_in_schema=False, route_class=DashboardRoute)
+
+PAGE = "/dashboard/webhooks"
+Id = Annotated[str, Query(max_length=64)]
+MAX_TOKEN = 200
+
+
+def _back(done: str, endpoint_id: str = "", *, reveal: bool = False) -> RedirectResponse:
+    query = f"?done={done}"
+    if endpoint_id:
+        query += f"&ep={endpoint_id}" + (f"&reveal={endpoint_id}" if reveal else "")
+    anchor = f"#ep-{endpoint_id}" if endpoint_id and done != "deleted" else ""
+    return RedirectResponse(PAGE + query + anchor, status_code=303)
+
+
+def _sentence(message: str) -> str:
+    """A service message ('url must use https://') as a sentence for the page."""
+    text = message.strip()
+    if text.startswith("url "):
+        text = "The URL " + text[4:]
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+async def _endpoints(rt: RuntimeDep, store_id: str) -> list[Endpoint]:
+    found: list[Endpoint] = []
+    after: str | None = None
+    while True:
+        batch = await rt.endpoints.list(store_id, 100, after)
+        found.extend(batch.data)
+        if not batch.has_more or not batch.data:
+            return found
+        after = batch.data[-1].id
+
+
+async def _context(rt: RuntimeDep, session: DashboardSession) -> dict[str, Any]:
+    store = await rt.stores.get(session.store_id)
+    endpoints = await _endpoints(rt, store.id)
+    recent = await rt.dashboard_links.recent_attempts(store.id, [e.id for e in endpoints])
+    ctx = views.page_context(
+        store=store,
+        settings=rt.settings,
+        catalog=rt.catalog,
+        endpoints=views.endpoint_views(endpoints, recent, rt.settings.disable_after),
+        csrf=session.csrf_token,
+        now=now_ms(),
+    )
+    ctx.update(
+        notice=None,
+        created=None,
+        revealed={},
+        form=views.FormState(),
+        form_open=False,
+        action_errors={},
+        open_deliveries=set(),
+    )
+    return ctx
+
+
+async def _webhooks_page(
+    rt: RuntimeDep, session: DashboardSession, status: int = 200, **extra: Any
+) -> Response:
+    ctx = await _context(rt, session)
+    ctx.update(extra)
+    if not ctx["endpoints"]:
+        ctx["form_open"] = True
+    return page("webhooks.html", ctx, status)
+
+
+# -- signing in and out --------------------------------------------------------------------
+
+
+@router.get("")
+async def index() -> RedirectResponse:
+    return RedirectResponse(PAGE, status_code=303)
+
+
+@router.get("/login")
+async def login(request: Request, rt: RuntimeDep, token: str = "") -> Response:
+    """Use a one-time link: start a session and go to the Webhooks page."""
+    try:
+        if not token or len(token) > MAX_TOKEN:
+            raise LinkRefused("unknown")
+        session = await rt.dashboard_links.login(token, request.cookies.get(COOKIE))
+    except LinkRefused as exc:
+        current = await optional_session(request, rt)
+        response = message_page(
+            400 if exc.reason == "unknown" else 410,
+            _sentence(exc.message).rstrip("."),
+            "For your security, each dashboard link works once, and only for 15 minutes.",
+            hint=(
+                "You are still signed in in this browser."
+                if current
+                else "Dashboard links are created by your marketplace: open Store Settings → "
+                "Webhooks there again, or ask your marketplace administrator for a new link."
+            ),
+            action=(PAGE, "Go to Webhooks") if current else None,
+        )
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+    response = RedirectResponse(PAGE, status_code=303)
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    set_session_cookie(response, rt, session)
+    return response
+
+
+@router.post("/logout")
+async def logout(rt: RuntimeDep, session: SessionDep, _: FormDep) -> Response:
+    await rt.dashboard_links.logout(session.token)
+    response = message_page(
+        200,
+        "You are signed out",
+        "Your dashboard session has ended in this browser.",
+        hint="To come back, open Store Settings → Webhooks in your marketplace again.",
+    )
+    clear_session_cookie(response, rt)
+    return response
+
+
+# -- the Webhooks page ---------------------------------------------------------------------
+
+
+@router.get("/webhooks")
+async def webhooks(
+    rt: RuntimeDep,
+    session: SessionDep,
+    done: Annotated[str, Query(max_length=32)] = "",
+    ep: Id = "",
+    reveal: Id = "",
+) -> Response:
+    revealed: dict[str, str] = {}
+    if reveal:
+        revealed[reveal] = await rt.endpoints.secret(session.store_id, reveal)
+    extra: dict[str, Any] = {
+        "notice": views.NOTICES.get(done),
+        "revealed": revealed,
+        "open_deliveries": {ep} if done in ("test", "resent") else set(),
+    }
+    if done == "created" and ep:
+        extra["created"] = {
+            "endpoint": await rt.endpoints.get(session.store_id, ep),
+            "secret": await rt.endpoints.secret(session.store_id, ep),
+        }
+    return await _webhooks_page(rt, session, **extra)
+
+
+@router.get("/webhooks/live")
+async def live(request: Request, rt: RuntimeDep) -> Response:
+    """The parts of the page that change as deliveries happen, as HTML fragments by endpoint."""
+    session = await optional_session(request, rt)
+    if session is None:
+        return json_response({"signed_out": True}, 401)
+    ctx = await _context(rt, session)
+    fragments = {}
+    for ev in ctx["endpoints"]:
+        one = {**ctx, "ev": ev}
+        fragments[ev.id] = {
+            "head": render("_endpoint_head.html", one),
+            "summary": render("_deliveries_summary.html", one),
+            "deliveries": render("_deliveries.html", one),
+        }
+    return json_response(
+        {
+            "business": ctx["business"],
+            "order": [ev.id for ev in ctx["endpoints"]],
+            "endpoints": fragments,
+        }
+    )
+
+
+@router.post("/webhooks/endpoints")
+async def create_endpoint(rt: RuntimeDep, session: SessionDep, form: FormDep) -> Response:
+    state = views.FormState(
+        url=form.get("url").strip(),
+        description=form.get("description").strip(),
+        events=tuple(form.all("events")),
+    )
+    errors: dict[str, str] = {}
+    if not state.url:
+        errors["url"] = "Enter your endpoint's URL. It must start with https://."
+    if not state.events:
+        errors["events"] = "Select at least one event to receive."
+    if len(state.description) > MAX_DESCRIPTION:
+        errors["description"] = f"Keep the description under {MAX_DESCRIPTION} characters."
+    if not errors:
+        try:
+            ep, _ = await rt.endpoints.create(
+                session.store_id, state.url, state.events, state.description
+            )
+        except UrlRejected as exc:
+            errors["url"] = _sentence(exc.message)
+        except PlanUpgradeRequired:
+            raise
+        except ValidationFailed as exc:
+            errors["form"] = _sentence(exc.message)
+        else:
+            return _back("created", ep.id)
+    failed = views.FormState(state.url, state.description, state.events, errors)
+    return await _webhooks_page(rt, session, 422, form=failed, form_open=True)
+
+
+@router.get("/webhooks/endpoints/{endpoint_id}/secret")
+async def secret(endpoint_id: str, rt: RuntimeDep, session: SessionDep) -> Response:
+    """The current signing secret (for the Reveal button's script)."""
+    return json_response({"secret": await rt.endpoints.secret(session.store_id, endpoint_id)})
+
+
+async def _set_enabled(
+    rt: RuntimeDep, session: DashboardSession, endpoint_id: str, enabled: bool
+) -> Response:
+    try:
+        await rt.endpoints.update(
+            session.store_id, endpoint_id, EndpointChanges(enabled=enabled)
+        )
+    except (UrlRejected, PlanUpgradeRequired) as exc:
+        # Re-enabling re-validates the URL (and the plan): say why it stays disabled.
+        message = f"This endpoint could not be enabled: {_sentence(exc.message)}"
+        return await _webhooks_page(rt, session, 422, action_errors={endpoint_id: message})
+    return _back("enabled" if enabled else "disabled", endpoint_id)
+
+
+@router.post("/webhooks/endpoints/{endpoint_id}/enable")
+async def enable(endpoint_id: str, rt: RuntimeDep, session: SessionDep, _: FormDep) -> Response:
+    return await _set_enabled(rt, session, endpoint_id, True)
+
+
+@router.post("/webhooks/endpoints/{endpoint_id}/disable")
+async def disable(endpoint_id: str, rt: RuntimeDep, session: SessionDep, _: FormDep) -> Response:
+    return await _set_enabled(rt, session, endpoint_id, False)
+
+
+@router.post("/webhooks/endpoints/{endpoint_id}/delete")
+async def delete(endpoint_id: str, rt: RuntimeDep, session: SessionDep, form: FormDep) -> Response:
+    if form.get("confirmed") != "yes":
+        # Without the script's dialog: ask on a page of its own.
+        endpoint = await rt.endpoints.get(session.store_id, endpoint_id)
+        store = await rt.stores.get(session.store_id)
+        return page(
+            "confirm_delete.html",
+            {"endpoint": endpoint, "store": store, "csrf": session.csrf_token},
+        )
+    await rt.endpoints.delete(session.store_id, endpoint_id)
+    return _back("deleted")
+
+
+@router.post("/webhooks/endpoints/{endpoint_id}/rotate-secret")
+async def rotate_secret(
+    endpoint_id: str, rt: RuntimeDep, session: SessionDep, _: FormDep
+) -> Response:
+    await rt.endpoints.rotate_secret(session.store_id, endpoint_id)
+    return _back("rotated", endpoint_id, reveal=True)
+
+
+@router.post("/webhooks/endpoints/{endpoint_id}/test")
+async def send_test(
+    endpoint_id: str, rt: RuntimeDep, session: SessionDep, form: FormDep
+) -> Response:
+    try:
+        await rt.deliveries.send_test(session.store_id, endpoint_id, form.get("type"))
+    except PlanUpgradeRequired:
+        raise
+    except ValidationFailed as exc:
+        return await _webhooks_page(
+            rt, session, 422, action_errors={endpoint_id: _sentence(exc.message)}
+        )
+    return _back("test", endpoint_id)
+
+
+@router.post("/webhooks/endpoints/{endpoint_id}/events/{event_id}/resend")
+async def resend(
+    endpoint_id: str, event_id: str, rt: RuntimeDep, session: SessionDep, _: FormDep
+) -> Response:
+    await rt.deliveries.resend(session.store_id, endpoint_id, event_id)
+    return _back("resent", endpoint_id)
+
