@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from tests.support.receiver import Receiver, wait_until
+from tests.support.receiver import Receiver
 from tests.support.service import ORDER, Service
 
 
@@ -191,7 +191,7 @@ def test_schemathesis_finds_no_server_errors(service: Service, tmp_path: Path, c
         "--max-examples",
         "25",
         "--header",
-        f"Authorization: Bearer {service.admin_token}",
+        f"Authorization: Bearer {token}",
         "--exclude-path-regex",
         "/metrics",
         "--no-color",
