@@ -65,7 +65,11 @@ def _migrate(settings: Settings, *, check_key: bool = True) -> None:
         upgrade(settings.database_url)
     except Exception as exc:  # a clear line, not a traceback, when the database is unreachable
         first = (str(exc).strip().splitlines() or [""])[0][:300]
-        _fail(f"cannot migrate the database: {exc.__class__.__name__}: {first}", 1)
+        _fail(
+            f"cannot migrate the database (PROMETORA_WEBHOOKS_DATABASE_URL): "
+            f"{exc.__class__.__name__}: {first}",
+            1,
+        )
 
 
 def _logging() -> None:
@@ -86,6 +90,20 @@ def _run_with_runtime(settings: Settings, fn: Callable[[Runtime], Awaitable[T]])
             await rt.close()
 
     return asyncio.run(main())
+
+
+def _graceful_server_class() -> type:
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        """A SIGTERM/SIGINT that was handled by a clean shutdown exits with status 0
+        (uvicorn re-raises the signal after shutting down, which exits with 143)."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            self._captured_signals.clear()
+
+    return GracefulServer
 
 
 def _serve(settings: Settings, host: str, port: int, with_worker: bool) -> None:
@@ -109,7 +127,7 @@ def _serve(settings: Settings, host: str, port: int, with_worker: bool) -> None:
         access_log=False,
         timeout_graceful_shutdown=int(settings.delivery_timeout) + 5,
     )
-    uvicorn.Server(config).run()
+    _graceful_server_class()(config).run()
 
 
 @app.command()
@@ -224,6 +242,49 @@ def publish(
         typer.echo(ev.body.decode())
 
     _run_with_runtime(settings, main)
+
+
+@app.command()
+def listen(
+    store: Annotated[str, typer.Option(help="Store id (str_…)")],
+    forward_to: Annotated[str, typer.Option(help="Local URL to POST each event to")],
+    api_url: Annotated[
+        str | None, typer.Option(help="Prometora Webhooks API (default: PUBLIC_URL or :8000)")
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            help="Admin token or the store's API key "
+            "(default: $PROMETORA_WEBHOOKS_API_KEY, then the admin token)",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Forward a store's live events to a local URL, signed with a printed secret."""
+    import os
+
+    from .listen import Forwarder
+
+    settings = _settings()
+    api = api_url or settings.public_url or "http://127.0.0.1:8000"
+    tok = token or os.environ.get("PROMETORA_WEBHOOKS_API_KEY") or settings.admin_token
+    if not tok:
+        _fail("--token (or PROMETORA_WEBHOOKS_API_KEY / PROMETORA_WEBHOOKS_ADMIN_TOKEN) is needed")
+        return
+    fwd = Forwarder(api, tok, store, forward_to, lambda line: typer.echo(line))
+    typer.echo(f"Ready! Your webhook signing secret is {fwd.secret}")
+    typer.echo(f"Forwarding {store}'s events to {forward_to} (Ctrl-C to stop)")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        runner = asyncio.create_task(fwd.run(stop))
+        await stop.wait()
+        runner.cancel()
+
+    asyncio.run(main())
 
 
 @app.command("generate-key")

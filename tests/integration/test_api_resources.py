@@ -75,10 +75,7 @@ CONTRACT_ROUTES = [
     ("post", "/v1/endpoints/{endpoint_id}/test"),
     ("post", "/v1/endpoints/{endpoint_id}/events/{event_id}/resend"),
 ]
-NOT_YET = {
-    "/v1/endpoints/{endpoint_id}/recover": "POST /recover (contract) is not implemented yet",
-    "/v1/events/stream": "GET /v1/events/stream (contract, for `listen`) is not implemented yet",
-}
+NOT_YET: dict[str, str] = {}
 
 
 def ts(text: str) -> float:

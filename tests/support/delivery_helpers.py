@@ -46,20 +46,6 @@ ABSENCE_SLACK_S = 0.7
 
 # Known service bugs in files this suite's authors may not edit (see the report that came with
 # these tests); the affected tests are strict xfails on the database where the bug shows.
-PG_RETRY_WAKEUP_BUG = (
-    "delivery/worker.py: with PostgreSQL LISTEN active the claim loop sleeps "
-    "min(next due row, MAX_IDLE_S=5s) computed while the attempt is still leased, and "
-    "recording a failure (which reschedules the retry sooner) does not wake it: retries "
-    "come ~5 s after the failure instead of RETRY_DELAYS (±10 %) / Retry-After"
-)
-
-
-def xfail_on(request: pytest.FixtureRequest, db_kind: str, bad_kind: str, reason: str) -> None:
-    """Mark the running test as a strict xfail when it runs on ``bad_kind``."""
-    if db_kind == bad_kind:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
-
-
 class ServicePool:
     """One database kind; one running `serve` (with its own database) per set of settings."""
 

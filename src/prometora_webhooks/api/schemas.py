@@ -197,3 +197,14 @@ class ErrorBody(BaseModel):
 
 class ErrorEnvelope(BaseModel):
     error: ErrorBody
+
+
+class RecoverRequest(Strict):
+    since: str = Field(
+        max_length=64, description="RFC 3339 time; events since then are re-sent if missed"
+    )
+
+
+class RecoverOut(BaseModel):
+    status: Literal["queued"] = "queued"
+    queued: int = Field(description="How many events were queued again")

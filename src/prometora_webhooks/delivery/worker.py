@@ -25,6 +25,8 @@ from .. import metrics
 from ..config import Settings
 from ..crypto import DecryptError, SecretBox
 from ..domain import ids
+from ..domain.catalog import Catalog
+from ..domain.messages import MessageRenderer
 from ..domain.outcomes import AttemptResult
 from ..domain.plans import has_webhooks
 from ..domain.retry import parse_retry_after
@@ -49,23 +51,32 @@ MAX_IDLE_S = 5.0  # longest idle wait when other processes' publishes wake us (L
 @dataclass(frozen=True, slots=True)
 class _Target:
     url: str
+    format: str
     store_id: str
     sendable: bool  # enabled and on the Business plan
     keys: tuple[bytes, ...]
     headers: dict[str, str]
+    undecryptable: bool = False  # SECRET_KEY does not match: wait for the right key, drop nothing
 
 
 class Worker:
     def __init__(
-        self, settings: Settings, db: Database, box: SecretBox, notifier: Notifier
+        self,
+        settings: Settings,
+        db: Database,
+        box: SecretBox,
+        notifier: Notifier,
+        renderer: MessageRenderer | None = None,
     ) -> None:
         self._s = settings
+        self._renderer = renderer or MessageRenderer(Catalog.load())
         self._db = db
         self._box = box
         self._notifier = notifier
         self._recorder = Recorder(db, settings.retry_delays, settings.disable_after)
         self._results: list[AttemptResult] = []
         self._dropped: list[tuple[int, str]] = []
+        self._deferred: list[tuple[int, str]] = []  # claimed, not attempted, to try again later
         self._have_results = asyncio.Event()
         self._slot_free = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
@@ -175,11 +186,14 @@ class Worker:
             rows = await ep_q.targets(conn, list({c.endpoint_id for c in batch}), now)
             bodies = await event_q.bodies(conn, list({c.event_id for c in batch}))
         targets = {ep_id: self._target(row) for ep_id, row in rows.items()}
+        rendered: dict[tuple[str, str], bytes] = {}  # one body per (event, format)
         jobs = []
         for c in batch:
             target = targets.get(c.endpoint_id)
             ev = bodies.get(c.event_id)
-            if (
+            if target is not None and target.undecryptable:
+                self._deferred.append((c.id, c.lease_token))
+            elif (
                 target is None
                 or ev is None
                 or not target.keys
@@ -187,14 +201,25 @@ class Worker:
             ):
                 self._dropped.append((c.id, c.lease_token))
             else:
-                jobs.append((c, target, ev[0], ev[1]))
-        if self._dropped:
+                key = (c.event_id, target.format)
+                if key not in rendered:
+                    rendered[key] = self._render(target.format, ev[1])
+                jobs.append((c, target, ev[0], rendered[key]))
+        if self._dropped or self._deferred:
             self._have_results.set()
         return jobs
+
+    def _render(self, fmt: str, body: bytes) -> bytes:
+        try:
+            return self._renderer.render(fmt, body)
+        except Exception as exc:  # a template problem must not stop deliveries
+            log.error("message template failed", extra={"format": fmt, "error": repr(exc)[:200]})
+            return body
 
     def _target(self, row: ep_q.DeliveryTarget) -> _Target:
         keys: list[bytes] = []
         headers: dict[str, str] = {}
+        undecryptable = False
         try:
             for enc in row.secrets_enc:
                 keys.append(secret_key(self._box.decrypt(enc, f"secret:{row.id}").decode()))
@@ -202,11 +227,19 @@ class Worker:
                 headers = json.loads(self._box.decrypt(row.headers_enc, f"headers:{row.id}"))
         except (DecryptError, ValueError):
             log.error(
-                "stored secret cannot be decrypted with SECRET_KEY", extra={"endpoint_id": row.id}
+                "stored secret cannot be decrypted with SECRET_KEY; deliveries wait",
+                extra={"endpoint_id": row.id},
             )
             keys = []
+            undecryptable = True
         return _Target(
-            row.url, row.store_id, row.enabled and has_webhooks(row.plan), tuple(keys), headers
+            row.url,
+            row.format,
+            row.store_id,
+            row.enabled and has_webhooks(row.plan),
+            tuple(keys),
+            headers,
+            undecryptable,
         )
 
     # -- sending ----------------------------------------------------------------------------
@@ -301,11 +334,12 @@ class Worker:
 
     async def _flush(self) -> None:
         failures = 0
-        while self._results or self._dropped:
+        while self._results or self._dropped or self._deferred:
             results, self._results = self._results, []
             dropped, self._dropped = self._dropped, []
+            deferred, self._deferred = self._deferred, []
             try:
-                disabled = await self._recorder.record(results, dropped)
+                disabled = await self._recorder.record(results, dropped, deferred)
             except Exception as exc:
                 log.warning(
                     "database unavailable while recording attempts; will retry",
@@ -313,6 +347,7 @@ class Worker:
                 )
                 self._results[:0] = results
                 self._dropped[:0] = dropped
+                self._deferred[:0] = deferred
                 failures += 1
                 await asyncio.sleep(min(2.0**failures, 30.0))
                 if self._stopping.is_set() and failures >= 5:
@@ -324,6 +359,8 @@ class Worker:
                 continue
             self.recorded += len(results)
             self._count(results, dropped, disabled)
+            if any(not r.succeeded and r.trigger == "scheduled" for r in results):
+                self._notifier.notify()  # a retry is now scheduled: recompute the idle wait
 
     @staticmethod
     def _count(

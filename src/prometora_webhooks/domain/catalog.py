@@ -20,6 +20,8 @@ class EventType:
     schema: dict[str, Any]
     example: dict[str, Any]
     validator: Draft202012Validator = field(repr=False, compare=False)
+    # Chat message templates (Slack/Discord formats): {"title", "text", "fields": [{name, value}]}
+    message: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 class Catalog:
@@ -40,7 +42,12 @@ class Catalog:
                     raise ValueError(f"catalog {entry.name}: example invalid: {errors[0].message}")
                 types.append(
                     EventType(
-                        doc["name"], doc["description"], doc["schema"], doc["example"], validator
+                        doc["name"],
+                        doc["description"],
+                        doc["schema"],
+                        doc["example"],
+                        validator,
+                        doc.get("message", {}),
                     )
                 )
         return cls(types)

@@ -17,6 +17,8 @@ from ..storage.database import Database
 from .events import encode_event
 from .notify import Notifier
 
+MAX_RECOVER = 10_000
+
 
 class DeliveryService:
     def __init__(self, db: Database, catalog: Catalog, notifier: Notifier) -> None:
@@ -56,7 +58,7 @@ class DeliveryService:
         event_id = ids.new_id(ids.EVENT)
         ev = Event(event_id, store_id, type_, now, encode_event(event_id, type_, now, example))
         async with self._db.write() as conn:
-            await event_q.insert(conn, ev, None)
+            await event_q.insert(conn, ev, None, kind="test")
             await queue.enqueue(conn, endpoint_id, event_id, Trigger.MANUAL.value, now)
             await queue.announce(conn)
         self._notifier.notify()
@@ -70,3 +72,23 @@ class DeliveryService:
             await queue.enqueue(conn, endpoint_id, event_id, Trigger.MANUAL.value, now_ms())
             await queue.announce(conn)
         self._notifier.notify()
+
+    async def recover(self, store_id: str, endpoint_id: str, since_ms: int) -> int:
+        """Queue again every event of the endpoint's types since ``since_ms`` that did not
+        succeed there (within retention). Returns how many were queued."""
+        ep = await self._manual_target(store_id, endpoint_id)
+        if not ep.enabled:
+            raise ValidationFailed("enable the endpoint before recovering missed events")
+        now = now_ms()
+        if since_ms > now:
+            raise ValidationFailed("since must not be in the future")
+        async with self._db.write() as conn:
+            missed = await event_q.missed(
+                conn, store_id, endpoint_id, ep.events, since_ms, MAX_RECOVER
+            )
+            await queue.enqueue_many(conn, endpoint_id, missed, Trigger.SCHEDULED.value, now)
+            if missed:
+                await queue.announce(conn)
+        if missed:
+            self._notifier.notify()
+        return len(missed)

@@ -11,6 +11,7 @@ from ..crypto import SecretBox
 from ..domain import ids
 from ..domain.catalog import Catalog
 from ..domain.errors import NotFound, UrlRejected, ValidationFailed
+from ..domain.messages import FORMATS
 from ..domain.models import DisabledReason, Endpoint, Page
 from ..domain.plans import require_webhooks
 from ..domain.timefmt import now_ms
@@ -28,7 +29,6 @@ MAX_DESCRIPTION = 500
 MAX_HEADERS = 20
 MAX_HEADER_VALUE = 4096
 ROTATION_GRACE_MS = 24 * 3600 * 1000
-FORMATS = ("standard",)
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$")
 _RESERVED_HEADERS = frozenset(
     {

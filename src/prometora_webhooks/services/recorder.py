@@ -13,6 +13,8 @@ from ..storage import events as event_q
 from ..storage import queue
 from ..storage.database import Database
 
+DEFER_MS = 60_000  # claimed rows that could not be attempted (e.g. wrong SECRET_KEY) wait this
+
 
 class Recorder:
     def __init__(self, db: Database, delays: Sequence[float], disable_after: int) -> None:
@@ -21,7 +23,10 @@ class Recorder:
         self._disable_after = disable_after
 
     async def record(
-        self, results: Sequence[AttemptResult], dropped: Sequence[tuple[int, str]] = ()
+        self,
+        results: Sequence[AttemptResult],
+        dropped: Sequence[tuple[int, str]] = (),
+        deferred: Sequence[tuple[int, str]] = (),
     ) -> list[tuple[str, str]]:
         """Log the attempts, finish or reschedule their deliveries, update the endpoints.
 
@@ -51,6 +56,7 @@ class Recorder:
             await attempt_q.insert_many(conn, rows)
             await queue.finish(conn, [*p.finished, *dropped])
             await queue.reschedule(conn, p.retries)
+            await queue.release(conn, deferred, now + DEFER_MS)
             await ep_q.apply_counters(
                 conn, [(c.endpoint_id, c.reset, c.failures, c.last_started_at) for c in p.counters]
             )

@@ -79,4 +79,6 @@ class StoreService:
             await store_q.update_fields(
                 conn, store_id, api_key_hash=token_hash(api_key), updated_at=now_ms()
             )
+            store = await store_q.get(conn, store_id)
+        assert store is not None
         return store, api_key

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, exists, literal, select, update
+from sqlalchemy import and_, delete, exists, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.models import Event
-from .tables import deliveries, endpoints, events, subscriptions
+from .tables import attempts, deliveries, endpoints, events, subscriptions
 
 _COLS = (events.c.id, events.c.store_id, events.c.type, events.c.created_at, events.c.body)
 
@@ -18,9 +18,12 @@ def _event(row: Any) -> Event:
     return Event(row.id, row.store_id, row.type, row.created_at, bytes(row.body))
 
 
-async def insert(conn: AsyncConnection, ev: Event, idempotency_key: str | None) -> None:
+async def insert(
+    conn: AsyncConnection, ev: Event, idempotency_key: str | None, kind: str = "published"
+) -> None:
     await conn.execute(
         events.insert().values(
+            kind=kind,
             id=ev.id,
             store_id=ev.store_id,
             type=ev.type,
@@ -85,3 +88,57 @@ async def purge(conn: AsyncConnection, cutoff: int) -> int:
     pending = exists().where(deliveries.c.event_id == events.c.id)
     result = await conn.execute(delete(events).where(events.c.created_at < cutoff, ~pending))
     return int(result.rowcount or 0)
+
+
+async def missed(
+    conn: AsyncConnection,
+    store_id: str,
+    endpoint_id: str,
+    types: Sequence[str],
+    since: int,
+    limit: int,
+) -> list[str]:
+    """Published events of these types since ``since`` that never succeeded at the endpoint
+    and are not queued for it now (failed, dropped, or skipped while disabled/off plan)."""
+    done = exists().where(
+        attempts.c.event_id == events.c.id,
+        attempts.c.endpoint_id == endpoint_id,
+        attempts.c.status == "succeeded",
+    )
+    queued = exists().where(
+        deliveries.c.event_id == events.c.id, deliveries.c.endpoint_id == endpoint_id
+    )
+    q = (
+        select(events.c.id)
+        .where(
+            events.c.store_id == store_id,
+            events.c.kind == "published",
+            events.c.type.in_(types),
+            events.c.created_at >= since,
+            ~done,
+            ~queued,
+        )
+        .order_by(events.c.created_at, events.c.id)
+        .limit(limit)
+    )
+    return list((await conn.execute(q)).scalars())
+
+
+async def published_after(
+    conn: AsyncConnection, store_id: str, after: tuple[int, str], limit: int
+) -> list[Event]:
+    """The store's published events after (created_at, id), oldest first (the live stream)."""
+    q = (
+        select(*_COLS)
+        .where(
+            events.c.store_id == store_id,
+            events.c.kind == "published",
+            or_(
+                events.c.created_at > after[0],
+                and_(events.c.created_at == after[0], events.c.id > after[1]),
+            ),
+        )
+        .order_by(events.c.created_at, events.c.id)
+        .limit(limit)
+    )
+    return [_event(r) for r in (await conn.execute(q)).all()]

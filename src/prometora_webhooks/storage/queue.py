@@ -40,6 +40,25 @@ async def enqueue(
     )
 
 
+async def enqueue_many(
+    conn: AsyncConnection, endpoint_id: str, event_ids: Sequence[str], trigger: str, at: int
+) -> None:
+    if event_ids:
+        await conn.execute(
+            deliveries.insert(),
+            [
+                {
+                    "endpoint_id": endpoint_id,
+                    "event_id": e,
+                    "attempt": 1,
+                    "trigger": trigger,
+                    "available_at": at,
+                }
+                for e in event_ids
+            ],
+        )
+
+
 async def claim(
     conn: AsyncConnection,
     now: int,
@@ -147,8 +166,8 @@ async def announce(conn: AsyncConnection) -> None:
         await conn.execute(text("SELECT pg_notify('prometora_webhooks_due', '')"))
 
 
-async def release(conn: AsyncConnection, items: Sequence[tuple[int, str]], now: int) -> None:
-    """Give claimed rows back unattempted (over an endpoint's in-flight cap)."""
+async def release(conn: AsyncConnection, items: Sequence[tuple[int, str]], at: int) -> None:
+    """Give claimed rows back unattempted, claimable again from ``at``."""
     if items:
         await conn.execute(
             update(deliveries)
@@ -156,6 +175,6 @@ async def release(conn: AsyncConnection, items: Sequence[tuple[int, str]], now: 
                 deliveries.c.id == bindparam("b_id"),
                 deliveries.c.lease_token == bindparam("b_token"),
             )
-            .values(available_at=now, lease_token=None),
+            .values(available_at=at, lease_token=None),
             [{"b_id": i, "b_token": t} for i, t in items],
         )

@@ -92,6 +92,8 @@ events = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("body", LargeBinary, nullable=False),
     Column("idempotency_key", String(255), nullable=True),
+    # "published" (fanned out to subscribers) or "test" (sent to one endpoint by a test send)
+    Column("kind", String(16), nullable=False, server_default="published"),
     UniqueConstraint("store_id", "idempotency_key"),
     Index("ix_events_created_at", "created_at"),
     Index("ix_events_store_created", "store_id", "created_at"),

@@ -6,6 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
+from ...domain.errors import ValidationFailed
+from ...domain.timefmt import parse_rfc3339
 from ...services.endpoints import EndpointChanges
 from ..deps import Cursor, Limit, RuntimeDep, StoreIdDep
 from ..schemas import (
@@ -17,6 +19,8 @@ from ..schemas import (
     EndpointOut,
     EndpointUpdate,
     ErrorEnvelope,
+    RecoverOut,
+    RecoverRequest,
     SecretOut,
     TestSend,
 )
@@ -119,3 +123,16 @@ async def resend(
     """A fresh delivery of the same event body to this endpoint (not retried)."""
     await rt.deliveries.resend(store_id, endpoint_id, event_id)
     return Accepted(event_id=event_id)
+
+
+@router.post("/{endpoint_id}/recover", status_code=202, responses=ERRORS)
+async def recover(
+    endpoint_id: EndpointId, body: RecoverRequest, rt: RuntimeDep, store_id: StoreIdDep
+) -> RecoverOut:
+    """Re-send every event of the endpoint's types since ``since`` that did not succeed there
+    (failed, dropped, or skipped while disabled or off-plan), within log retention."""
+    try:
+        since = parse_rfc3339(body.since)
+    except ValueError as exc:
+        raise ValidationFailed(f"since: {exc}") from None
+    return RecoverOut(queued=await rt.deliveries.recover(store_id, endpoint_id, since))

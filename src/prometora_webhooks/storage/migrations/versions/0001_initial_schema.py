@@ -123,6 +123,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("body", sa.LargeBinary(), nullable=False),
         sa.Column("idempotency_key", sa.String(length=255), nullable=True),
+        sa.Column("kind", sa.String(length=16), server_default="published", nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
         sa.UniqueConstraint(
             "store_id", "idempotency_key", name=op.f("uq_events_store_id_idempotency_key")
