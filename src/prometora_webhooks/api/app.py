@@ -16,7 +16,7 @@ from ..runtime import Runtime
 from . import errors
 from .limits import BodyLimitMiddleware
 from .ratelimit import RateLimiter
-from .routes import catalog, endpoints, health, stores
+from .routes import catalog, endpoints, health, stores, stream
 
 log = logging.getLogger("prometora_webhooks")
 
@@ -66,6 +66,6 @@ def create_app(runtime: Runtime, *, with_worker: bool = False) -> FastAPI:
     )
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware)
-    for r in (health.router, stores.router, catalog.router, endpoints.router):
+    for r in (health.router, stores.router, catalog.router, endpoints.router, stream.router):
         app.include_router(r)
     return app
