@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: run test install system-deps lint typecheck unit integration e2e bench clean
+.PHONY: run test install system-deps lint typecheck unit integration e2e screenshots bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,14 @@ unit: install
 
 integration: install system-deps
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+# The dashboard in headless Chromium (Debian's, driven by Playwright).
+e2e: install system-deps
+	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
+
+# Screenshots of the dashboard's main states for docs/dashboard.md, taken by the e2e tests.
+screenshots: install system-deps
+	PROMETORA_SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest tests/e2e -k sqlite -q $(PYTEST_ARGS)
 
 bench: install system-deps
 	$(BIN)/python -m bench.run $(ARGS)

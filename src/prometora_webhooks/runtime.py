@@ -95,5 +95,6 @@ class Runtime:
         )
 
     async def close(self) -> None:
+        await self.events.close()
         await self.notifier.close()
         await self.db.dispose()

@@ -9,8 +9,9 @@ import sys
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
-from .. import __version__
+from .. import __version__, dashboard
 from ..delivery.worker import Worker
 from ..runtime import Runtime
 from . import errors
@@ -68,4 +69,8 @@ def create_app(runtime: Runtime, *, with_worker: bool = False) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware)
     for r in (health.router, stores.router, catalog.router, endpoints.router, stream.router):
         app.include_router(r)
+    app.include_router(dashboard.router)
+    app.mount(
+        dashboard.STATIC_PREFIX, StaticFiles(directory=dashboard.STATIC_DIR), "dashboard-static"
+    )
     return app

@@ -7,14 +7,19 @@ confirmation dialogs and live updates.
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
+from markupsafe import Markup
 
 from ..domain.errors import PlanUpgradeRequired, UrlRejected, ValidationFailed
 from ..domain.models import Endpoint
+from ..domain.plans import has_webhooks
 from ..domain.timefmt import now_ms
+from ..domain.urls import check_url
 from ..services.dashboard import DashboardSession, LinkRefused
 from ..services.endpoints import MAX_DESCRIPTION, EndpointChanges
 from . import views
@@ -27,13 +32,35 @@ from .session import (
     optional_session,
     set_session_cookie,
 )
-from .web import DashboardRoute, json_response, message_page, page, render
+from .web import (
+    DashboardRoute,
+    json_response,
+    link_refused_page,
+    message_page,
+    page,
+    render_fragment,
+)
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False, route_class=DashboardRoute)
 
 PAGE = "/dashboard/webhooks"
 Id = Annotated[str, Query(max_length=64)]
 MAX_TOKEN = 200
+LIVE_PARTS = (
+    ("head", "_endpoint_head.html"),
+    ("summary", "_deliveries_summary.html"),
+    ("deliveries", "_deliveries.html"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Fragment:
+    html: Markup
+    hash: str  # lets the page's script skip parts that did not change
+
+    @classmethod
+    def of(cls, html: Markup) -> Fragment:
+        return cls(html, hashlib.sha256(html.encode()).hexdigest()[:16])
 
 
 def _back(done: str, endpoint_id: str = "", *, reveal: bool = False) -> RedirectResponse:
@@ -64,6 +91,10 @@ async def _endpoints(rt: RuntimeDep, store_id: str) -> list[Endpoint]:
         after = batch.data[-1].id
 
 
+def _fragments(ctx: dict[str, Any]) -> dict[str, Fragment]:
+    return {key: Fragment.of(render_fragment(name, ctx)) for key, name in LIVE_PARTS}
+
+
 async def _context(rt: RuntimeDep, session: DashboardSession) -> dict[str, Any]:
     store = await rt.stores.get(session.store_id)
     endpoints = await _endpoints(rt, store.id)
@@ -76,6 +107,8 @@ async def _context(rt: RuntimeDep, session: DashboardSession) -> dict[str, Any]:
         csrf=session.csrf_token,
         now=now_ms(),
     )
+    # The parts the page refreshes in place: rendered here for the page and for /live alike.
+    ctx["live"] = {ev.id: _fragments({**ctx, "ev": ev}) for ev in ctx["endpoints"]}
     ctx.update(
         notice=None,
         created=None,
@@ -115,20 +148,7 @@ async def login(request: Request, rt: RuntimeDep, token: str = "") -> Response:
         session = await rt.dashboard_links.login(token, request.cookies.get(COOKIE))
     except LinkRefused as exc:
         current = await optional_session(request, rt)
-        response = message_page(
-            400 if exc.reason == "unknown" else 410,
-            _sentence(exc.message).rstrip("."),
-            "For your security, each dashboard link works once, and only for 15 minutes.",
-            hint=(
-                "You are still signed in in this browser."
-                if current
-                else "Dashboard links are created by your marketplace: open Store Settings → "
-                "Webhooks there again, or ask your marketplace administrator for a new link."
-            ),
-            action=(PAGE, "Go to Webhooks") if current else None,
-        )
-        response.headers["Referrer-Policy"] = "no-referrer"
-        return response
+        return link_refused_page(exc, signed_in=current is not None)
     response = RedirectResponse(PAGE, status_code=303)
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["Cache-Control"] = "no-store"
@@ -183,19 +203,15 @@ async def live(request: Request, rt: RuntimeDep) -> Response:
     if session is None:
         return json_response({"signed_out": True}, 401)
     ctx = await _context(rt, session)
-    fragments = {}
-    for ev in ctx["endpoints"]:
-        one = {**ctx, "ev": ev}
-        fragments[ev.id] = {
-            "head": render("_endpoint_head.html", one),
-            "summary": render("_deliveries_summary.html", one),
-            "deliveries": render("_deliveries.html", one),
-        }
     return json_response(
         {
-            "business": ctx["business"],
             "order": [ev.id for ev in ctx["endpoints"]],
-            "endpoints": fragments,
+            "endpoints": {
+                endpoint_id: {
+                    key: {"html": str(f.html), "hash": f.hash} for key, f in parts.items()
+                }
+                for endpoint_id, parts in ctx["live"].items()
+            },
         }
     )
 
@@ -210,6 +226,15 @@ async def create_endpoint(rt: RuntimeDep, session: SessionDep, form: FormDep) ->
     errors: dict[str, str] = {}
     if not state.url:
         errors["url"] = "Enter your endpoint's URL. It must start with https://."
+    else:
+        try:  # the shape of the URL, so it is reported together with other mistakes
+            check_url(
+                state.url,
+                allow_http=rt.settings.allow_http,
+                allow_private=rt.settings.allow_private_networks,
+            )
+        except UrlRejected as exc:
+            errors["url"] = _sentence(exc.message)
     if not state.events:
         errors["events"] = "Select at least one event to receive."
     if len(state.description) > MAX_DESCRIPTION:
@@ -241,9 +266,7 @@ async def _set_enabled(
     rt: RuntimeDep, session: DashboardSession, endpoint_id: str, enabled: bool
 ) -> Response:
     try:
-        await rt.endpoints.update(
-            session.store_id, endpoint_id, EndpointChanges(enabled=enabled)
-        )
+        await rt.endpoints.update(session.store_id, endpoint_id, EndpointChanges(enabled=enabled))
     except (UrlRejected, PlanUpgradeRequired) as exc:
         # Re-enabling re-validates the URL (and the plan): say why it stays disabled.
         message = f"This endpoint could not be enabled: {_sentence(exc.message)}"
@@ -269,7 +292,12 @@ async def delete(endpoint_id: str, rt: RuntimeDep, session: SessionDep, form: Fo
         store = await rt.stores.get(session.store_id)
         return page(
             "confirm_delete.html",
-            {"endpoint": endpoint, "store": store, "csrf": session.csrf_token},
+            {
+                "endpoint": endpoint,
+                "store": store,
+                "business": has_webhooks(store.plan),
+                "csrf": session.csrf_token,
+            },
         )
     await rt.endpoints.delete(session.store_id, endpoint_id)
     return _back("deleted")
@@ -304,4 +332,3 @@ async def resend(
 ) -> Response:
     await rt.deliveries.resend(session.store_id, endpoint_id, event_id)
     return _back("resent", endpoint_id)
-

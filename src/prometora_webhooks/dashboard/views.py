@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..config import Settings
 from ..domain.catalog import Catalog
@@ -30,7 +31,8 @@ NOTICES = {
 @dataclass(frozen=True, slots=True)
 class Status:
     key: str  # active | disabled | auto | gone
-    label: str
+    pill: str  # the short badge
+    label: str  # the full sentence, with what to do in ``help``
     help: str
 
 
@@ -74,10 +76,11 @@ class FormState:
 
 def status_of(ep: Endpoint, disable_after: int) -> Status:
     if ep.enabled:
-        return Status("active", "Active", "Receiving events.")
+        return Status("active", "Active", "Active", "Receiving events.")
     if ep.disabled_reason == DisabledReason.CONSECUTIVE_FAILURES.value:
         return Status(
             "auto",
+            "Auto-disabled",
             f"Auto-disabled after {disable_after} consecutive failures",
             "Fix the issue with your endpoint (the failed deliveries below say what went "
             "wrong), check it with “Send test event”, then enable it again. Events published "
@@ -86,12 +89,14 @@ def status_of(ep: Endpoint, disable_after: int) -> Status:
     if ep.disabled_reason == DisabledReason.GONE.value:
         return Status(
             "gone",
+            "Disabled (410 Gone)",
             "Disabled: endpoint answered 410 Gone",
             "Your endpoint asked us to stop sending. Enable it again when it should receive "
             "events.",
         )
     return Status(
         "disabled",
+        "Disabled",
         "Disabled",
         "Disabled webhooks don't receive any events. Enable it to resume.",
     )
@@ -140,6 +145,15 @@ def endpoint_views(
     ]
 
 
+def _days(days: float) -> str:
+    if days >= 1 and float(days).is_integer():
+        return f"{int(days)} day{'s' if days != 1 else ''}"
+    hours = days * 24
+    if hours >= 1:
+        return f"{hours:g} hours"
+    return f"{hours * 60:g} minutes"
+
+
 def page_context(
     *,
     store: Store,
@@ -148,7 +162,7 @@ def page_context(
     endpoints: list[EndpointView],
     csrf: str,
     now: int,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """What every rendering of the Webhooks page (and its live fragments) needs."""
     return {
         "store": store,
@@ -159,6 +173,6 @@ def page_context(
         "now": now,
         "disable_after": settings.disable_after,
         "retry_delays": settings.retry_delays,
-        "retention_days": settings.log_retention_days,
+        "retention_text": _days(settings.log_retention_days),
         "delivery_timeout": settings.delivery_timeout,
     }

@@ -8,7 +8,7 @@ escaped), served with a strict Content-Security-Policy: scripts and styles come 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
 from .. import __version__
 from ..domain.errors import AppError, NotFound, PlanUpgradeRequired
@@ -115,11 +116,9 @@ def render(name: str, context: Mapping[str, Any]) -> str:
     return templates.get_template(name).render(**context)
 
 
-def render_block(name: str, block: str, context: Mapping[str, Any]) -> str:
-    """Render one named block of a template (the live fragments the page polls for)."""
-    tmpl = templates.get_template(name)
-    ctx = tmpl.new_context(dict(context))
-    return "".join(tmpl.blocks[block](ctx))
+def render_fragment(name: str, context: Mapping[str, Any]) -> Markup:
+    """A partial template's HTML, to embed in a page as is (it was escaped when rendered)."""
+    return Markup(render(name, context))  # noqa: S704 - autoescaped template output
 
 
 def page(
@@ -154,6 +153,23 @@ SIGNED_OUT_HINT = (
 )
 
 
+def link_refused_page(exc: LinkRefused, *, signed_in: bool = False) -> HTMLResponse:
+    titles = {
+        "unknown": "This login link is not valid",
+        "used": "This login link has already been used",
+        "expired": "This login link has expired",
+    }
+    response = message_page(
+        400 if exc.reason == "unknown" else 410,
+        titles[exc.reason],
+        "For your security, each dashboard link works once, and only for 15 minutes.",
+        hint="You are still signed in in this browser." if signed_in else SIGNED_OUT_HINT,
+        action=("/dashboard/webhooks", "Go to Webhooks") if signed_in else None,
+    )
+    response.headers["Referrer-Policy"] = "no-referrer"  # the link's token is in the URL
+    return response
+
+
 def _error_page(exc: Exception) -> Response:
     if isinstance(exc, NotSignedIn):
         return message_page(
@@ -171,17 +187,7 @@ def _error_page(exc: Exception) -> Response:
             action=("/dashboard/webhooks", "Back to Webhooks"),
         )
     if isinstance(exc, LinkRefused):
-        titles = {
-            "unknown": "This login link is not valid",
-            "used": "This login link has already been used",
-            "expired": "This login link has expired",
-        }
-        return message_page(
-            400 if exc.reason == "unknown" else 410,
-            titles[exc.reason],
-            "For your security, each dashboard link works once and only for 15 minutes.",
-            hint=SIGNED_OUT_HINT,
-        )
+        return link_refused_page(exc)
     if isinstance(exc, NotFound):
         return message_page(
             404,
@@ -216,7 +222,7 @@ def _error_page(exc: Exception) -> Response:
 class DashboardRoute(APIRoute):
     """Turns the errors a page can meet into HTML pages instead of the API's JSON envelope."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def handle(request: Request) -> Response:

@@ -104,7 +104,9 @@ class DashboardLinks:
             if link is None:
                 raise LinkRefused("unknown")
             if not await token_q.consume_link(conn, digest, now):
-                raise LinkRefused("used" if link.used_at is not None else "expired")
+                # Not live: used (maybe just now, by a concurrent request) or out of time.
+                used = link.used_at is not None or link.expires_at > now
+                raise LinkRefused("used" if used else "expired")
             await token_q.insert_token(
                 conn, token_hash(session), link.store_id, token_q.SESSION, now, expires
             )

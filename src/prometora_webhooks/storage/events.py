@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, literal, or_, select, update
+from sqlalchemy import and_, delete, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.models import Event
-from .tables import attempts, deliveries, endpoints, events, subscriptions
+from .tables import attempts, deliveries, endpoints, events, stores, subscriptions
 
 _COLS = (events.c.id, events.c.store_id, events.c.type, events.c.created_at, events.c.body)
 
@@ -34,6 +34,70 @@ async def insert(
     )
 
 
+async def insert_many(conn: AsyncConnection, items: Sequence[tuple[Event, str | None]]) -> None:
+    if items:
+        await conn.execute(
+            events.insert(),
+            [
+                {
+                    "id": ev.id,
+                    "store_id": ev.store_id,
+                    "type": ev.type,
+                    "created_at": ev.created_at,
+                    "body": ev.body,
+                    "idempotency_key": key,
+                    "kind": "published",
+                }
+                for ev, key in items
+            ],
+        )
+
+
+async def store_plans(conn: AsyncConnection, store_ids: Iterable[str]) -> dict[str, str]:
+    ids = list(store_ids)
+    rows = (
+        await conn.execute(select(stores.c.id, stores.c.plan).where(stores.c.id.in_(ids)))
+    ).all()
+    return {r.id: r.plan for r in rows}
+
+
+async def fan_out_many(conn: AsyncConnection, evs: Sequence[Event], now: int) -> int:
+    """Queue each event for every enabled endpoint of its store subscribed to its type."""
+    if not evs:
+        return 0
+    pairs = {(e.store_id, e.type) for e in evs}
+    rows = (
+        await conn.execute(
+            select(
+                subscriptions.c.store_id, subscriptions.c.event_type, subscriptions.c.endpoint_id
+            )
+            .join(endpoints, endpoints.c.id == subscriptions.c.endpoint_id)
+            .where(
+                subscriptions.c.store_id.in_({s for s, _ in pairs}),
+                subscriptions.c.event_type.in_({t for _, t in pairs}),
+                endpoints.c.enabled.is_(True),
+            )
+        )
+    ).all()
+    targets: dict[tuple[str, str], list[str]] = {}
+    for r in rows:
+        targets.setdefault((r.store_id, r.event_type), []).append(r.endpoint_id)
+    values = [
+        {
+            "endpoint_id": ep,
+            "event_id": e.id,
+            "attempt": 1,
+            "trigger": "scheduled",
+            "available_at": now,
+        }
+        for e in evs
+        for ep in targets.get((e.store_id, e.type), ())
+    ]
+    if values:
+        await conn.execute(deliveries.insert(), values)
+    return len(values)
+
+
 async def by_idempotency_key(conn: AsyncConnection, store_id: str, key: str) -> Event | None:
     q = select(*_COLS).where(events.c.store_id == store_id, events.c.idempotency_key == key)
     row = (await conn.execute(q)).first()
@@ -56,31 +120,6 @@ async def bodies(conn: AsyncConnection, event_ids: Sequence[str]) -> dict[str, t
         return {}
     q = select(events.c.id, events.c.type, events.c.body).where(events.c.id.in_(event_ids))
     return {r.id: (r.type, bytes(r.body)) for r in (await conn.execute(q)).all()}
-
-
-async def fan_out(conn: AsyncConnection, ev: Event, now: int) -> int:
-    """Queue the event for every enabled endpoint of its store subscribed to its type."""
-    sel = (
-        select(
-            subscriptions.c.endpoint_id,
-            literal(ev.id),
-            literal(1),
-            literal("scheduled"),
-            literal(now),
-        )
-        .join(endpoints, endpoints.c.id == subscriptions.c.endpoint_id)
-        .where(
-            subscriptions.c.store_id == ev.store_id,
-            subscriptions.c.event_type == ev.type,
-            endpoints.c.enabled.is_(True),
-        )
-    )
-    result = await conn.execute(
-        deliveries.insert().from_select(
-            ["endpoint_id", "event_id", "attempt", "trigger", "available_at"], sel
-        )
-    )
-    return int(result.rowcount or 0)
 
 
 async def purge(conn: AsyncConnection, cutoff: int) -> int:

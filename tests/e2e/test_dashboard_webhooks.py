@@ -1,0 +1,299 @@
+"""Store Settings → Webhooks in a real browser: endpoints, secrets, live delivery logs, plans."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
+
+from tests.e2e.conftest import WEBHOOKS, Dashboard
+from tests.support.api_helpers import unique_path
+from tests.support.receiver import Receiver
+
+
+def card(page: Page, endpoint_id: str) -> Locator:
+    return page.locator(f"#ep-{endpoint_id}")
+
+
+def open_deliveries(page: Page, endpoint_id: str) -> Locator:
+    c = card(page, endpoint_id)
+    c.locator("summary", has_text="Recent Deliveries").click()
+    return c.locator("[data-live='deliveries']")
+
+
+def test_add_endpoint_and_copy_its_secret(
+    dash: Dashboard, page: Page, context: BrowserContext, receiver: Receiver
+) -> None:
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=dash.svc.base_url)
+    store_id, key = dash.svc.create_store(name="Jane's Ceramics")
+    dash.login(page, store_id)
+    # No endpoints yet: the Add Endpoint form is open, events come from the catalog.
+    form = page.locator("#add-endpoint form")
+    expect(form).to_be_visible()
+    expect(form.get_by_label("order.created")).to_be_visible()
+    expect(form).to_contain_text("A new order is placed")
+    expect(form.get_by_label("seller.registered")).to_be_visible()
+    dash.shoot(page, "add-endpoint")
+
+    url = receiver.url(unique_path())
+    page.get_by_label("Endpoint URL").fill(url)
+    page.get_by_label("Description").fill("Inventory sync")
+    form.get_by_label("order.created").check()
+    page.get_by_role("button", name="Create Endpoint").click()
+
+    expect(page).to_have_url(WEBHOOKS)
+    created = page.locator("#created")
+    expect(created.get_by_role("heading", name="Endpoint created")).to_be_visible()
+    expect(created).to_contain_text("Verify every request")
+    expect(created).to_contain_text("webhook-signature")
+    (endpoint,) = dash.svc.request("GET", "/v1/endpoints", key).json()["data"]
+    assert endpoint["url"] == url
+    assert endpoint["events"] == ["order.created"]
+    secret = dash.svc.request("GET", f"/v1/endpoints/{endpoint['id']}/secret", key).json()["secret"]
+    expect(created.get_by_label("Signing secret")).to_have_value(secret)
+
+    created.get_by_role("button", name="Copy").click()
+    expect(created.get_by_role("button", name="Copied!")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == secret
+    dash.shoot(page, "endpoint-created")
+
+    c = card(page, endpoint["id"])
+    expect(c).to_contain_text(url)
+    expect(c).to_contain_text("Inventory sync")
+    expect(c.locator(".pill")).to_have_text("Active")
+    expect(c.locator(".last-triggered")).to_have_text("Never")
+    # Reveal (fetched by the script, no reload) and copy from the endpoint itself.
+    c.get_by_role("link", name="Reveal secret").click()
+    expect(c.get_by_label("Signing secret")).to_have_value(secret)
+    page.evaluate("navigator.clipboard.writeText('')")
+    c.get_by_role("button", name="Copy").click()
+    expect(c.get_by_role("button", name="Copied!")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == secret
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://example.com/webhooks", "The URL must use https://."),
+        ("not a url", "The URL must not contain spaces"),
+        ("https://169.254.169.254/latest", "The URL must not point at"),
+    ],
+)
+def test_bad_url_shows_an_inline_error(
+    dash: Dashboard, page: Page, receiver: Receiver, url: str, message: str
+) -> None:
+    store_id, key = dash.svc.create_store()
+    dash.svc.create_endpoint(key, receiver.url(unique_path()))
+    dash.login(page, store_id)
+    # With an endpoint, the form starts closed; open it from the keyboard.
+    form = page.locator("#add-endpoint form")
+    expect(form).to_be_hidden()
+    page.locator("#add-endpoint summary").focus()
+    page.keyboard.press("Enter")
+    expect(form).to_be_visible()
+
+    field = page.get_by_label("Endpoint URL")
+    field.fill(url)
+    field.press("Enter")  # submits without any event selected: both fields are reported
+
+    expect(page.locator("#endpoint-url-error")).to_contain_text(message)
+    expect(field).to_have_attribute("aria-invalid", "true")
+    expect(field).to_have_value(url)  # what was typed is kept
+    expect(page.locator("#endpoint-events-error")).to_have_text(
+        "Select at least one event to receive."
+    )
+    assert len(dash.svc.request("GET", "/v1/endpoints", key).json()["data"]) == 1
+    if url.startswith("http://"):
+        dash.shoot(page, "add-endpoint-error", full_page=False)
+
+
+def test_published_event_appears_live_as_green_200(
+    dash: Dashboard, page: Page, receiver: Receiver
+) -> None:
+    store_id, key = dash.svc.create_store(name="Jane's Ceramics")
+    path = unique_path()
+    receiver.script(path, statuses=[200], body=b'{"received": true}')
+    ep = dash.svc.create_endpoint(key, receiver.url(path), events=["order.created"])
+    dash.login(page, store_id)
+    deliveries = open_deliveries(page, ep["id"])
+    expect(deliveries).to_contain_text("No deliveries yet")
+    page.evaluate("window.__noReload = true")
+
+    assert dash.svc.publish(store_id).status_code == 202
+
+    row = deliveries.locator(".attempt").first
+    expect(row.locator(".badge")).to_have_text("Success 200")
+    expect(row.locator(".badge")).to_have_class("badge badge-ok")
+    expect(row).to_contain_text("order.created")
+    expect(row.locator(".attempt-ms")).to_have_text(re.compile(r"^\d+ ms$"))
+    expect(row.locator("time")).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$"))
+    expect(card(page, ep["id"]).locator(".last-triggered")).to_have_text("just now")
+    assert page.evaluate("window.__noReload") is True  # updated in place
+
+    row.locator("summary").click()
+    detail = row.locator(".attempt-detail")
+    expect(detail).to_contain_text('"id": "ord_xyz789"')
+    expect(detail).to_contain_text('"received": true')
+    dash.shoot(page, "delivery-success")
+
+
+def test_failing_endpoint_shows_red_badges_and_retries(
+    dash: Dashboard, page: Page, receiver: Receiver
+) -> None:
+    store_id, key = dash.svc.create_store()
+    path = unique_path()
+    receiver.script(path, statuses=[500], body=b"<script>alert('owned')</script>upstream broke")
+    ep = dash.svc.create_endpoint(key, receiver.url(path), description="Zapier")
+    dash.login(page, store_id)
+    deliveries = open_deliveries(page, ep["id"])
+
+    dash.svc.publish(store_id)
+
+    badges = deliveries.locator(".attempt .badge")
+    expect(badges).to_have_text(["Failure 500"] * 3)
+    for i in range(3):
+        expect(badges.nth(i)).to_have_class("badge badge-fail")
+    expect(deliveries.locator(".tag-retry")).to_have_text(["Retry #2", "Retry #1"])
+    c = card(page, ep["id"])
+    # The service runs with DISABLE_AFTER=3: the third failure auto-disables the endpoint.
+    expect(c.locator(".pill")).to_have_text("Auto-disabled")
+    expect(c).to_contain_text("Auto-disabled after 3 consecutive failures")
+    expect(c).to_contain_text("Fix the issue with your endpoint")
+    expect(c.locator(".failures")).to_have_text("3")
+
+    newest = deliveries.locator(".attempt").first
+    newest.locator("summary").click()
+    # The receiver's body is shown as text, never run (the page fixture fails on any dialog).
+    expect(newest.locator("pre").last).to_contain_text("<script>alert('owned')</script>")
+    dash.shoot(page, "delivery-failures")
+
+    # Fixed? Enable it again: the counter resets.
+    receiver.script(path, statuses=[200])
+    c.get_by_role("button", name="Enable").click()
+    expect(c.locator(".pill")).to_have_text("Active")
+    expect(c.locator(".failures")).to_have_text("0")
+
+
+def test_disable_enable_and_delete(dash: Dashboard, page: Page, receiver: Receiver) -> None:
+    store_id, key = dash.svc.create_store()
+    ep = dash.svc.create_endpoint(key, receiver.url(unique_path()))
+    dash.login(page, store_id)
+    c = card(page, ep["id"])
+
+    c.get_by_role("button", name="Disable").click()
+    expect(page.locator("#notice")).to_contain_text("Endpoint disabled")
+    expect(c.locator(".pill")).to_have_text("Disabled")
+    assert dash.svc.endpoint(key, ep["id"])["enabled"] is False
+
+    c.get_by_role("button", name="Enable").click()
+    expect(page.locator("#notice")).to_contain_text("Endpoint enabled")
+    expect(c.locator(".pill")).to_have_text("Active")
+    assert dash.svc.endpoint(key, ep["id"])["enabled"] is True
+
+    dialog = page.locator("#confirm-dialog")
+    c.get_by_role("button", name="Delete").click()
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("This action cannot be undone.")
+    dash.shoot(page, "delete-confirmation", full_page=False)
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+    expect(c).to_be_visible()
+
+    c.get_by_role("button", name="Delete").click()
+    dialog.get_by_role("button", name="Delete endpoint").click()
+    expect(page.locator("#notice")).to_contain_text("Endpoint deleted")
+    expect(c).to_have_count(0)
+    assert dash.svc.request("GET", f"/v1/endpoints/{ep['id']}", key).status_code == 404
+
+
+def test_test_event_resend_and_rotate_secret(
+    dash: Dashboard, page: Page, receiver: Receiver
+) -> None:
+    store_id, key = dash.svc.create_store()
+    path = unique_path()
+    ep = dash.svc.create_endpoint(key, receiver.url(path), events=["order.created"])
+    old = dash.svc.request("GET", f"/v1/endpoints/{ep['id']}/secret", key).json()["secret"]
+    dash.login(page, store_id)
+    c = card(page, ep["id"])
+
+    c.get_by_label("Event type for the test").select_option("seller.registered")
+    c.get_by_role("button", name="Send test event").click()
+    expect(page.locator("#notice")).to_contain_text("Test event queued")
+    deliveries = c.locator("[data-live='deliveries']")
+    expect(deliveries).to_be_visible()  # opened for you
+    row = deliveries.locator(".attempt").first
+    expect(row.locator(".badge")).to_have_text("Success 200")
+    expect(row).to_contain_text("seller.registered")
+    expect(row.locator(".tag")).to_have_text("Manual")
+
+    row.locator("summary").click()
+    row.get_by_role("button", name="Resend").click()
+    expect(page.locator("#notice")).to_contain_text("queued for another delivery")
+    expect(deliveries.locator(".attempt")).to_have_count(2)
+    assert len(receiver.wait_for(2, path)) == 2
+
+    c.get_by_role("button", name="Rotate secret").click()
+    page.locator("#confirm-dialog").get_by_role("button", name="Rotate secret").click()
+    expect(page.locator("#notice")).to_contain_text("Signing secret rotated")
+    new = dash.svc.request("GET", f"/v1/endpoints/{ep['id']}/secret", key).json()["secret"]
+    assert new != old
+    expect(c.get_by_label("Signing secret")).to_have_value(new)
+
+
+def test_free_plan_store_sees_the_upgrade_card(dash: Dashboard, page: Page) -> None:
+    store_id, _ = dash.svc.create_store(plan="free", name="Corner Crafts")
+    dash.login(page, store_id)
+    upgrade = page.locator(".upgrade")
+    expect(upgrade).to_contain_text("Business Plan Feature")
+    expect(upgrade).to_contain_text(
+        "Custom webhooks are available on the Business plan ($199/month)."
+    )
+    expect(page.locator("main")).to_contain_text("What are Webhooks?")
+    expect(page.locator("main")).to_contain_text("Inventory Management")
+    expect(page.locator(".events-table")).to_contain_text("order.created")
+    expect(page.get_by_text("Add Endpoint")).to_have_count(0)
+    expect(page.locator("form[action*='/endpoints']")).to_have_count(0)
+    dash.shoot(page, "upgrade")
+
+
+def test_phone_width(dash: Dashboard, phone: Page, receiver: Receiver) -> None:
+    page = phone
+    store_id, key = dash.svc.create_store(name="Jane's Ceramics")
+    path = unique_path()
+    ep = dash.svc.create_endpoint(key, receiver.url(path), description="Inventory sync")
+    dash.svc.publish(store_id)
+    dash.svc.wait_attempts(key, ep["id"], 1)
+    dash.login(page, store_id)
+    open_deliveries(page, ep["id"])
+    expect(card(page, ep["id"]).locator(".attempt")).to_have_count(1)
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the page scrolls sideways by {overflow}px on a phone"
+    dash.shoot(page, "phone")
+
+
+def test_works_without_javascript(dash: Dashboard, browser: Browser, receiver: Receiver) -> None:
+    """Plain forms and links: reveal, disable and delete (confirmed on a page) need no script."""
+    store_id, key = dash.svc.create_store()
+    ep = dash.svc.create_endpoint(key, receiver.url(unique_path()))
+    secret = dash.svc.request("GET", f"/v1/endpoints/{ep['id']}/secret", key).json()["secret"]
+    ctx = browser.new_context(java_script_enabled=False)
+    try:
+        page = ctx.new_page()
+        dash.login(page, store_id)
+        c = card(page, ep["id"])
+        c.get_by_role("link", name="Reveal secret").click()
+        expect(c.get_by_label("Signing secret")).to_have_value(secret)
+
+        c.get_by_role("button", name="Disable").click()
+        expect(c.locator(".pill")).to_have_text("Disabled")
+
+        c.get_by_role("button", name="Delete").click()
+        expect(page.get_by_role("heading", name="Delete this endpoint?")).to_be_visible()
+        expect(page.locator("main")).to_contain_text("This action cannot be undone.")
+        assert dash.svc.endpoint(key, ep["id"])["id"] == ep["id"]  # not yet
+        page.get_by_role("button", name="Delete endpoint").click()
+        expect(page.locator("#notice")).to_contain_text("Endpoint deleted")
+        assert dash.svc.request("GET", f"/v1/endpoints/{ep['id']}", key).status_code == 404
+    finally:
+        ctx.close()
