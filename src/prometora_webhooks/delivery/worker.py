@@ -45,7 +45,8 @@ log = logging.getLogger("prometora_webhooks.worker")
 
 LEASE_MARGIN_S = 15.0
 MAX_CLAIM = 500
-MAX_IDLE_S = 5.0  # longest idle wait when other processes' publishes wake us (LISTEN)
+MAX_IDLE_S = 5.0
+CLAIM_GATHER_S = 0.005  # longest idle wait when other processes' publishes wake us (LISTEN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,7 @@ class Worker:
         self._inflight: set[asyncio.Task[None]] = set()
         self._per_endpoint: Counter[str] = Counter()
         self._stopping = asyncio.Event()
+        self._min_claim = max(1, settings.worker_concurrency // 8)
         self.recorded = 0  # attempts written to the log by this worker
 
     def stop(self) -> None:
@@ -124,10 +126,8 @@ class Worker:
     async def _claim_loop(self, sender: Sender) -> None:
         backoff = 0.5
         while not self._stopping.is_set():
-            free = self._s.worker_concurrency - len(self._inflight)
+            free = await self._room()
             if free <= 0:
-                self._slot_free.clear()
-                await self._slot_free.wait()
                 continue
             want = min(free, MAX_CLAIM)
             try:
@@ -147,6 +147,26 @@ class Worker:
                 self._start(sender, claimed, target, event_type, body)
             if idle:
                 await self._notifier.wait(idle)
+
+    async def _room(self) -> int:
+        """Free slots to fill. While busy, gather a chunk (each claim is a transaction), but
+        never wait more than CLAIM_GATHER_S after the first slot frees up."""
+        loop = asyncio.get_running_loop()
+        first_free: float | None = None
+        while not self._stopping.is_set():
+            free = self._s.worker_concurrency - len(self._inflight)
+            if free > 0 and first_free is None:
+                first_free = loop.time()
+            waited = loop.time() - first_free if first_free is not None else 0.0
+            if free >= self._min_claim or (
+                free > 0 and (not self._inflight or waited >= CLAIM_GATHER_S)
+            ):
+                return free
+            self._slot_free.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(None if free <= 0 else CLAIM_GATHER_S - waited):
+                    await self._slot_free.wait()
+        return 0
 
     async def _idle_wait(self) -> float:
         """How long to sleep when nothing more is due: until the next due row, within bounds."""
