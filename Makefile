@@ -6,6 +6,7 @@ BIN     = $(VENV)/bin
 .PHONY: run test install system-deps lint typecheck unit integration e2e screenshots bench clean
 
 $(BIN)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || bash scripts/system-deps.sh venv
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite needs when they are missing (Debian/Ubuntu):
-# PostgreSQL server binaries and Chromium.
+# PostgreSQL server binaries and Chromium; with `venv`, only what creating a virtualenv needs.
 set -euo pipefail
 
 need=()
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+if [ "${1:-}" = "venv" ]; then
+  need+=(python3-venv)  # `make run` on a machine whose python3 lacks venv/ensurepip
+elif ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
   need+=(postgresql)
 fi
 # Headless Chromium for the dashboard's end-to-end tests (driven by Playwright, never downloaded
 # by it: `playwright install` is not needed).
-if [ ! -x /usr/bin/chromium ]; then
+if [ "${1:-}" != "venv" ] && [ ! -x /usr/bin/chromium ]; then
   need+=(chromium fonts-liberation)
 fi
 if [ ${#need[@]} -eq 0 ]; then
