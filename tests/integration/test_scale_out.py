@@ -123,7 +123,13 @@ def _wait_all(receiver: Receiver, expected: set[tuple[str, str]], timeout: float
     started = time.monotonic()
     wait_until(lambda: receiver.count() >= len(expected), timeout, "deliveries", interval=0.5)
     print(f"all {len(expected)} deliveries arrived {time.monotonic() - started:.1f}s later")
-    wait_until(lambda: set(_received(receiver)) >= expected, 60, "every delivery", interval=1)
+    wait_until(
+        lambda: set(_received(receiver)) >= expected,
+        60,
+        "every delivery",
+        lambda: sorted(expected - set(_received(receiver)))[:20],
+        interval=1,
+    )
 
 
 def test_three_workers_deliver_everything_exactly_once(
