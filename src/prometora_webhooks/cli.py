@@ -153,6 +153,7 @@ def worker(
     metrics_port: Annotated[
         int | None, typer.Option(help="Serve Prometheus /metrics on this port")
     ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Interface for --metrics-port")] = "127.0.0.1",
 ) -> None:
     """Delivery worker only. Run as many as you like against one database."""
     from .delivery.worker import Worker
@@ -163,7 +164,7 @@ def worker(
     if metrics_port is not None:
         from prometheus_client import start_http_server
 
-        start_http_server(metrics_port, addr="127.0.0.1")
+        start_http_server(metrics_port, addr=metrics_host)
 
     async def main(rt: Runtime) -> None:
         await rt.notifier.start()

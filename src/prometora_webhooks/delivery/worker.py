@@ -46,7 +46,8 @@ log = logging.getLogger("prometora_webhooks.worker")
 LEASE_MARGIN_S = 15.0
 MAX_CLAIM = 500
 MAX_IDLE_S = 5.0
-CLAIM_GATHER_S = 0.005  # longest idle wait when other processes' publishes wake us (LISTEN)
+CLAIM_GATHER_S = 0.005
+GAUGE_INTERVAL_S = 10.0  # longest idle wait when other processes' publishes wake us (LISTEN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,10 +106,12 @@ class Worker:
         )
         recorder_task = asyncio.create_task(self._record_loop(), name="pw-recorder")
         purge_task = asyncio.create_task(self._purge_loop(), name="pw-purge")
+        gauge_task = asyncio.create_task(self._gauge_loop(), name="pw-gauges")
         try:
             await self._claim_loop(sender)
         finally:
             purge_task.cancel()
+            gauge_task.cancel()
             if self._inflight:
                 await asyncio.wait(self._inflight, timeout=self._s.delivery_timeout + 1)
             for t in self._inflight:
@@ -345,6 +348,19 @@ class Worker:
             except Exception as exc:
                 log.warning("purge failed; will try again", extra={"error": repr(exc)[:200]})
             await asyncio.sleep(self._s.purge_interval)
+
+    async def _gauge_loop(self) -> None:
+        """Keep the queue gauges of this process's /metrics current (worker --metrics-port)."""
+        while True:
+            await asyncio.sleep(GAUGE_INTERVAL_S)
+            try:
+                now = now_ms()
+                async with self._db.read() as conn:
+                    depth, oldest = await queue.stats(conn, now)
+                metrics.QUEUE_DEPTH.set(depth)
+                metrics.QUEUE_OLDEST_AGE.set(max(0.0, (now - oldest) / 1000) if oldest else 0.0)
+            except Exception as exc:
+                log.debug("queue gauges not updated", extra={"error": repr(exc)[:200]})
 
     async def _record_loop(self) -> None:
         while not (self._stopping.is_set() and not self._inflight):
