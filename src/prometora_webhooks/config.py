@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     worker_per_endpoint_limit: int = Field(default=32, ge=1, le=10_000)
     worker_poll_interval: float = Field(default=0.25, gt=0, le=60)
     purge_interval: float = Field(default=60.0, gt=0)
+    worker_defer_seconds: float = Field(default=60.0, gt=0, le=3600)
     # Requests per second (and burst) allowed per store API key in each API process; 0 = off.
     # The admin token (the platform's own backend) is not limited.
     rate_limit: float = Field(default=50.0, ge=0)

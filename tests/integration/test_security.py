@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from tests.support.receiver import Receiver
+from tests.support.receiver import Receiver, wait_until
 from tests.support.service import ORDER, Service
 
 
@@ -206,3 +206,25 @@ def test_schemathesis_finds_no_server_errors(service: Service, tmp_path: Path, c
     assert generated, out.stdout[-3000:]
     assert int(generated.group(1)) == int(generated.group(2)) > 300
     assert store_id
+
+
+def test_a_process_with_the_wrong_secret_key_holds_deliveries_without_losing_them(
+    make_service: Callable[..., Service], receiver: Receiver
+) -> None:
+    svc = make_service(retry_delays="", worker_defer_seconds="1")
+    right_key = svc.env["PROMETORA_WEBHOOKS_SECRET_KEY"]
+    svc.start()
+    store_id, key = svc.create_store()
+    svc.create_endpoint(key, receiver.url("/hook"))
+    svc.stop_all()
+    svc.env["PROMETORA_WEBHOOKS_SECRET_KEY"] = base64.b64encode(b"w" * 32).decode()
+    svc.start()
+    ev = svc.publish(store_id).json()
+    wait_until(lambda: "cannot be decrypted" in svc.logs(), 15, "the decrypt error in the log")
+    assert receiver.received("/hook") == []
+    svc.stop_all()
+    svc.env["PROMETORA_WEBHOOKS_SECRET_KEY"] = right_key
+    svc.start()
+    # held back (re-examined every WORKER_DEFER_SECONDS), then sent once the key is right
+    (got,) = receiver.wait_for(1, "/hook", timeout=30)
+    assert got.headers["webhook-id"] == ev["id"]

@@ -75,7 +75,9 @@ class Worker:
         self._db = db
         self._box = box
         self._notifier = notifier
-        self._recorder = Recorder(db, settings.retry_delays, settings.disable_after)
+        self._recorder = Recorder(
+            db, settings.retry_delays, settings.disable_after, settings.worker_defer_seconds
+        )
         self._results: list[AttemptResult] = []
         self._dropped: list[tuple[int, str]] = []
         self._deferred: list[tuple[int, str]] = []  # claimed, not attempted, to try again later

@@ -13,12 +13,19 @@ from ..storage import events as event_q
 from ..storage import queue
 from ..storage.database import Database
 
-DEFER_MS = 60_000  # claimed rows that could not be attempted (e.g. wrong SECRET_KEY) wait this
-
 
 class Recorder:
-    def __init__(self, db: Database, delays: Sequence[float], disable_after: int) -> None:
+    def __init__(
+        self,
+        db: Database,
+        delays: Sequence[float],
+        disable_after: int,
+        defer_seconds: float = 60.0,
+    ) -> None:
+        """``defer_seconds``: how long claimed rows that could not be attempted (e.g. a wrong
+        SECRET_KEY) wait before they are claimed again."""
         self._db = db
+        self._defer_ms = int(defer_seconds * 1000)
         self._delays = tuple(delays)
         self._disable_after = disable_after
 
@@ -56,7 +63,7 @@ class Recorder:
             await attempt_q.insert_many(conn, rows)
             await queue.finish(conn, [*p.finished, *dropped])
             await queue.reschedule(conn, p.retries)
-            await queue.release(conn, deferred, now + DEFER_MS)
+            await queue.release(conn, deferred, now + self._defer_ms)
             await ep_q.apply_counters(
                 conn, [(c.endpoint_id, c.reset, c.failures, c.last_started_at) for c in p.counters]
             )
