@@ -127,11 +127,11 @@ def test_session_sees_only_its_store(dash: Dashboard, page: Page, receiver_url: 
     expect(page.locator("main")).not_to_contain_text(their_ep["url"])
     token = _csrf(page)
     base = f"{dash.svc.base_url}/dashboard/webhooks/endpoints/{their_ep['id']}"
-    for action in ("disable", "delete", "rotate-secret", "test"):
+    for action in ("disable", "delete", "rotate-secret", "test", "recover"):
         r = _post(
             page,
             f"{base}/{action}",
-            {"csrf_token": token, "confirmed": "yes", "type": "order.created"},
+            {"csrf_token": token, "confirmed": "yes", "type": "order.created", "window": "day"},
         )
         assert r.status == 404, (action, r.status)
     assert page.request.get(base + "/secret").status == 404

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -14,6 +15,11 @@ from tests.support.receiver import Receiver
 
 def card(page: Page, endpoint_id: str) -> Locator:
     return page.locator(f"#ep-{endpoint_id}")
+
+
+def scroll_to(locator: Locator) -> None:
+    """Put an element at the top of the window (for a screenshot of it)."""
+    locator.evaluate("el => window.scrollTo(0, el.getBoundingClientRect().top + scrollY - 16)")
 
 
 def open_deliveries(page: Page, endpoint_id: str) -> Locator:
@@ -95,11 +101,13 @@ def test_bad_url_shows_an_inline_error(
 
     field = page.get_by_label("Endpoint URL")
     field.fill(url)
+    form.get_by_label("Slack message").check()
     field.press("Enter")  # submits without any event selected: both fields are reported
 
     expect(page.locator("#endpoint-url-error")).to_contain_text(message)
     expect(field).to_have_attribute("aria-invalid", "true")
-    expect(field).to_have_value(url)  # what was typed is kept
+    expect(field).to_have_value(url)  # what was typed and chosen is kept
+    expect(form.get_by_label("Slack message")).to_be_checked()
     expect(page.locator("#endpoint-events-error")).to_have_text(
         "Select at least one event to receive."
     )
@@ -239,6 +247,105 @@ def test_test_event_resend_and_rotate_secret(
     new = dash.svc.request("GET", f"/v1/endpoints/{ep['id']}/secret", key).json()["secret"]
     assert new != old
     expect(c.get_by_label("Signing secret")).to_have_value(new)
+
+
+@pytest.mark.parametrize("fmt", ["slack", "discord"])
+def test_chat_format_endpoint_receives_a_chat_message(
+    dash: Dashboard, page: Page, receiver: Receiver, fmt: str
+) -> None:
+    store_id, key = dash.svc.create_store(name="Jane's Ceramics")
+    dash.login(page, store_id)
+    form = page.locator("#add-endpoint form")
+    standard = form.get_by_label("Standard JSON (signed)")
+    expect(standard).to_be_checked()  # the default
+    expect(form).to_contain_text("Mattermost and Rocket.Chat accept Slack's format")
+    label = {"slack": "Slack message", "discord": "Discord message"}[fmt]
+
+    path = unique_path(fmt)
+    url = receiver.url(path)
+    page.get_by_label("Endpoint URL").fill(url)
+    form.get_by_label(label).check()
+    expect(standard).not_to_be_checked()
+    form.get_by_label("order.created").check()
+    page.get_by_role("button", name="Create Endpoint").click()
+
+    expect(page.locator("#created")).to_be_visible()
+    (endpoint,) = dash.svc.request("GET", "/v1/endpoints", key).json()["data"]
+    assert endpoint["format"] == fmt
+    c = card(page, endpoint["id"])
+    expect(c.locator(".tag-format")).to_have_text(label)
+
+    event_id = dash.svc.publish(store_id).json()["id"]
+    (got,) = receiver.wait_for(1, path)
+    assert got.headers["webhook-id"] == event_id  # signed like any delivery
+    body = json.loads(got.body)
+    order = "New order ord_xyz789 — $99.99 from John Doe, 1 item: Handmade Pottery"
+    if fmt == "slack":
+        assert body["text"] == order
+        assert body["blocks"][0] == {"type": "section", "text": {"type": "mrkdwn", "text": order}}
+    else:
+        assert body["content"] == order.replace("_", "\\_")  # Discord markdown, escaped
+        assert body["embeds"][0]["title"] == "New order ord\\_xyz789"
+    # The delivery log shows the message as it was sent.
+    deliveries = open_deliveries(page, endpoint["id"])
+    row = deliveries.locator(".attempt").first
+    expect(row.locator(".badge")).to_have_text("Success 200")
+    row.locator("summary").click()
+    sent = row.locator(".attempt-detail pre").first
+    expect(sent).to_contain_text('"blocks"' if fmt == "slack" else '"embeds"')
+    expect(sent).not_to_contain_text('"data"')
+    if fmt == "slack":
+        scroll_to(c)
+        dash.shoot(page, "slack-endpoint", full_page=False)
+
+
+def test_recover_missed_events(dash: Dashboard, page: Page, receiver: Receiver) -> None:
+    store_id, key = dash.svc.create_store()
+    path = unique_path()
+    ep = dash.svc.create_endpoint(key, receiver.url(path), description="Fulfillment")
+    dash.login(page, store_id)
+    c = card(page, ep["id"])
+    recover = c.get_by_role("button", name="Recover missed events")
+    window = c.get_by_label("Recover missed events from")
+    expect(window.locator("option")).to_have_text(["Last hour", "Last 24 hours", "Last 7 days"])
+    expect(recover).to_be_enabled()
+
+    # Disabled: nothing is delivered, and recovering must wait until it is enabled again.
+    c.get_by_role("button", name="Disable").click()
+    expect(c.locator(".pill")).to_have_text("Disabled")
+    expect(recover).to_be_disabled()
+    expect(c.locator(".recover")).to_contain_text("Enable this endpoint first")
+    missed = dash.svc.publish(store_id).json()["id"]
+    # (a form sent anyway, e.g. from a page opened before, is refused with the same advice)
+    token = page.locator("input[name=csrf_token]").first.input_value()
+    r = page.request.post(
+        f"{dash.svc.base_url}/dashboard/webhooks/endpoints/{ep['id']}/recover",
+        form={"csrf_token": token, "window": "hour"},
+        max_redirects=0,
+    )
+    assert r.status == 422
+    assert "enable it first" in r.text()
+
+    c.get_by_role("button", name="Enable").click()
+    expect(c.locator(".pill")).to_have_text("Active")
+    assert receiver.received(path) == []
+    window.select_option(label="Last hour")
+    recover.click()
+
+    result = page.locator(f"#recover-result-{ep['id']}")
+    expect(result).to_have_text("1 missed event queued again. It appears under Recent Deliveries.")
+    (got,) = receiver.wait_for(1, path)
+    assert got.headers["webhook-id"] == missed
+    deliveries = c.locator("[data-live='deliveries']")
+    expect(deliveries).to_be_visible()  # opened for you
+    expect(deliveries.locator(".attempt .badge")).to_have_text(["Success 200"])
+    page.evaluate("window.scrollTo(0, 0)")
+    dash.shoot(page, "recover-missed-events", full_page=False)
+
+    # Delivered now: a second recovery finds nothing.
+    c.get_by_role("button", name="Recover missed events").click()
+    expect(result).to_contain_text("Nothing to recover")
+    assert len(receiver.received(path)) == 1
 
 
 def test_free_plan_store_sees_the_upgrade_card(dash: Dashboard, page: Page) -> None:

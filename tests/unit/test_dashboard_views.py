@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from prometora_webhooks.config import Settings
 from prometora_webhooks.dashboard import views, web
-from prometora_webhooks.domain.models import Attempt, Endpoint
+from prometora_webhooks.domain.catalog import Catalog
+from prometora_webhooks.domain.messages import FORMATS
+from prometora_webhooks.domain.models import Attempt, Endpoint, Store
 from prometora_webhooks.services.dashboard import DashboardSession, RecentAttempt, csrf_token
+from prometora_webhooks.services.deliveries import MAX_RECOVER
+from prometora_webhooks.services.events import encode_event
 
 
-def endpoint(enabled: bool = True, reason: str | None = None, failures: int = 0) -> Endpoint:
+def endpoint(
+    enabled: bool = True, reason: str | None = None, failures: int = 0, fmt: str = "standard"
+) -> Endpoint:
     return Endpoint(
-        "we_1", "str_1", "https://example.com/h", "", ("order.created",), "standard", (),
+        "we_1", "str_1", "https://example.com/h", "", ("order.created",), fmt, (),
         enabled, reason, failures, None, 0, 0,
     )  # fmt: skip
 
@@ -136,3 +145,112 @@ def test_session_cookie(public_url: str, secure: bool) -> None:
     assert "Path=/dashboard" in cookie
     assert "Max-Age=43200" in cookie
     assert ("Secure" in cookie) is secure
+
+
+def test_format_choices_are_the_endpoint_formats() -> None:
+    assert [c.key for c in views.FORMAT_CHOICES] == list(FORMATS)
+    assert views.FORMAT_CHOICES[0].label == "Standard JSON (signed)"  # the default, first
+    assert views.FORMAT_LABELS["slack"] == "Slack message"
+    assert views.FORMAT_LABELS["discord"] == "Discord message"
+
+
+def _head(ep: Endpoint) -> str:
+    ev = views.EndpointView(ep, views.status_of(ep, 10))
+    return web.render(
+        "_endpoint_head.html",
+        {"ev": ev, "csrf": "t", "now": 0, "disable_after": 10,
+         "format_labels": views.FORMAT_LABELS},
+    )  # fmt: skip
+
+
+def test_format_tag_only_on_chat_endpoints() -> None:
+    assert '<span class="tag tag-format">Slack message</span>' in _head(endpoint(fmt="slack"))
+    assert "Discord message" in _head(endpoint(fmt="discord"))
+    assert "tag-format" not in _head(endpoint())
+
+
+def test_chat_endpoint_log_shows_the_message_sent() -> None:
+    catalog = Catalog.load()
+    example = catalog.get("order.created").example
+    body = encode_event("evt_1", "order.created", 1_767_528_000_000, example)
+    bodies = views.SentBodies(catalog, size=2)
+    recent = RecentAttempt(attempt(1, "succeeded", 200), body)
+    slack = views.attempt_view(recent, "slack", bodies)
+    assert slack.request_body is not None
+    assert '"blocks"' in slack.request_body
+    assert '"data"' not in slack.request_body
+    assert views.attempt_view(recent, "slack", bodies).request_body is slack.request_body  # kept
+    discord = views.attempt_view(recent, "discord", bodies).request_body
+    assert discord is not None
+    assert '"embeds"' in discord
+    standard = views.attempt_view(recent, "standard", bodies).request_body
+    assert standard is not None
+    assert '"data"' in standard
+    # A message that cannot be rendered is shown as the event (the worker sends it so too).
+    broken = RecentAttempt(replace(attempt(1, "succeeded", 200), event_id="evt_2"), b"{}")
+    assert views.attempt_view(broken, "slack", bodies).request_body == "{}"
+    assert (
+        views.attempt_view(RecentAttempt(broken.attempt, None), "slack", bodies).request_body
+        is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("days", "labels"),
+    [
+        (7, ["Last hour", "Last 24 hours", "Last 7 days"]),
+        (30, ["Last hour", "Last 24 hours", "Last 7 days"]),
+        (3, ["Last hour", "Last 24 hours", "Last 3 days"]),
+        (1, ["Last hour", "Last 24 hours"]),
+        (0.5, ["Last hour", "Last 12 hours"]),
+        (0.01, ["Last 14.4 minutes"]),
+    ],
+)
+def test_recover_windows_stay_within_retention(days: float, labels: list[str]) -> None:
+    windows = views.recover_windows(days)
+    assert [w.label for w in windows] == labels
+    assert all(w.seconds <= days * 86400 for w in windows)
+
+
+@pytest.mark.parametrize(("days", "default"), [(7, "day"), (3, "day"), (0.5, "retention")])
+def test_recover_default_window(days: float, default: str) -> None:
+    ctx = views.page_context(
+        store=Store("str_1", "Shop", "business", 0, 0),
+        settings=Settings(log_retention_days=days),
+        catalog=Catalog.load(),
+        endpoints=[],
+        csrf="t",
+        now=0,
+    )
+    assert ctx["recover_default"] == default
+    assert default in [w.key for w in ctx["recover_windows"]]
+
+
+@pytest.mark.parametrize(
+    ("queued", "start"),
+    [
+        (0, "Nothing to recover."),
+        (1, "1 missed event queued again. It appears under Recent Deliveries."),
+        (3, "3 missed events queued again. They appear under Recent Deliveries."),
+        (1234, "1,234 missed events queued again."),
+    ],
+)
+def test_recovered_text(queued: int, start: str) -> None:
+    assert views.recovered_text(queued).startswith(start)
+    assert "recover again" not in views.recovered_text(queued)
+    assert "recover again for the rest" in views.recovered_text(MAX_RECOVER)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_recover_form(enabled: bool) -> None:
+    ep = endpoint(enabled, None if enabled else "manual")
+    html = web.render(
+        "_recover.html",
+        {"ev": views.EndpointView(ep, views.status_of(ep, 10)), "csrf": "tok",
+         "recover_windows": views.recover_windows(7), "recover_default": "day"},
+    )  # fmt: skip
+    assert 'action="/dashboard/webhooks/endpoints/we_1/recover"' in html
+    assert 'name="csrf_token" value="tok"' in html
+    assert '<option value="day" selected>Last 24 hours</option>' in html
+    assert ("Enable this endpoint first" in html) is not enabled
+    assert ("disabled" in html.replace("was disabled", "")) is not enabled

@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from markupsafe import Markup
 
+from ..domain.catalog import Catalog
 from ..domain.errors import PlanUpgradeRequired, UrlRejected, ValidationFailed
+from ..domain.messages import FORMATS
 from ..domain.models import Endpoint
 from ..domain.plans import has_webhooks
 from ..domain.timefmt import now_ms
 from ..domain.urls import check_url
 from ..services.dashboard import DashboardSession, LinkRefused
+from ..services.deliveries import MAX_RECOVER
 from ..services.endpoints import MAX_DESCRIPTION, EndpointChanges
 from . import views
 from .session import (
@@ -50,6 +54,7 @@ LIVE_PARTS = (
     ("head", "_endpoint_head.html"),
     ("summary", "_deliveries_summary.html"),
     ("deliveries", "_deliveries.html"),
+    ("recover", "_recover.html"),
 )
 
 
@@ -63,10 +68,14 @@ class Fragment:
         return cls(html, hashlib.sha256(html.encode()).hexdigest()[:16])
 
 
-def _back(done: str, endpoint_id: str = "", *, reveal: bool = False) -> RedirectResponse:
+def _back(
+    done: str, endpoint_id: str = "", *, reveal: bool = False, count: int | None = None
+) -> RedirectResponse:
     query = f"?done={done}"
     if endpoint_id:
         query += f"&ep={endpoint_id}" + (f"&reveal={endpoint_id}" if reveal else "")
+    if count is not None:
+        query += f"&n={count}"
     anchor = f"#ep-{endpoint_id}" if endpoint_id and done != "deleted" else ""
     return RedirectResponse(PAGE + query + anchor, status_code=303)
 
@@ -91,6 +100,12 @@ async def _endpoints(rt: RuntimeDep, store_id: str) -> list[Endpoint]:
         after = batch.data[-1].id
 
 
+@cache
+def _sent_bodies(catalog: Catalog) -> views.SentBodies:
+    """One cache of rendered chat messages per catalog (that is, per running service)."""
+    return views.SentBodies(catalog)
+
+
 def _fragments(ctx: dict[str, Any]) -> dict[str, Fragment]:
     return {key: Fragment.of(render_fragment(name, ctx)) for key, name in LIVE_PARTS}
 
@@ -103,7 +118,9 @@ async def _context(rt: RuntimeDep, session: DashboardSession) -> dict[str, Any]:
         store=store,
         settings=rt.settings,
         catalog=rt.catalog,
-        endpoints=views.endpoint_views(endpoints, recent, rt.settings.disable_after),
+        endpoints=views.endpoint_views(
+            endpoints, recent, rt.settings.disable_after, _sent_bodies(rt.catalog)
+        ),
         csrf=session.csrf_token,
         now=now_ms(),
     )
@@ -116,6 +133,7 @@ async def _context(rt: RuntimeDep, session: DashboardSession) -> dict[str, Any]:
         form=views.FormState(),
         form_open=False,
         action_errors={},
+        action_notices={},
         open_deliveries=set(),
     )
     return ctx
@@ -179,15 +197,20 @@ async def webhooks(
     done: Annotated[str, Query(max_length=32)] = "",
     ep: Id = "",
     reveal: Id = "",
+    n: Annotated[int, Query(ge=0, le=MAX_RECOVER)] = 0,
 ) -> Response:
     revealed: dict[str, str] = {}
     if reveal:
         revealed[reveal] = await rt.endpoints.secret(session.store_id, reveal)
+    show_deliveries = done in ("test", "resent") or (done == "recovered" and n > 0)
     extra: dict[str, Any] = {
         "notice": views.NOTICES.get(done),
         "revealed": revealed,
-        "open_deliveries": {ep} if done in ("test", "resent") else set(),
+        "open_deliveries": {ep} if show_deliveries else set(),
     }
+    if done == "recovered" and ep:
+        # Said on the endpoint itself, beside the form (the page scrolls to it).
+        extra["action_notices"] = {ep: views.recovered_text(n)}
     if done == "created" and ep:
         extra["created"] = {
             "endpoint": await rt.endpoints.get(session.store_id, ep),
@@ -222,6 +245,7 @@ async def create_endpoint(rt: RuntimeDep, session: SessionDep, form: FormDep) ->
         url=form.get("url").strip(),
         description=form.get("description").strip(),
         events=tuple(form.all("events")),
+        format=form.get("format", "standard"),
     )
     errors: dict[str, str] = {}
     if not state.url:
@@ -237,12 +261,14 @@ async def create_endpoint(rt: RuntimeDep, session: SessionDep, form: FormDep) ->
             errors["url"] = _sentence(exc.message)
     if not state.events:
         errors["events"] = "Select at least one event to receive."
+    if state.format not in FORMATS:
+        errors["format"] = "Choose one of the formats below."
     if len(state.description) > MAX_DESCRIPTION:
         errors["description"] = f"Keep the description under {MAX_DESCRIPTION} characters."
     if not errors:
         try:
             ep, _ = await rt.endpoints.create(
-                session.store_id, state.url, state.events, state.description
+                session.store_id, state.url, state.events, state.description, state.format
             )
         except UrlRejected as exc:
             errors["url"] = _sentence(exc.message)
@@ -252,7 +278,7 @@ async def create_endpoint(rt: RuntimeDep, session: SessionDep, form: FormDep) ->
             errors["form"] = _sentence(exc.message)
         else:
             return _back("created", ep.id)
-    failed = views.FormState(state.url, state.description, state.events, errors)
+    failed = views.FormState(state.url, state.description, state.events, errors, state.format)
     return await _webhooks_page(rt, session, 422, form=failed, form_open=True)
 
 
@@ -332,3 +358,24 @@ async def resend(
 ) -> Response:
     await rt.deliveries.resend(session.store_id, endpoint_id, event_id)
     return _back("resent", endpoint_id)
+
+
+@router.post("/webhooks/endpoints/{endpoint_id}/recover")
+async def recover(endpoint_id: str, rt: RuntimeDep, session: SessionDep, form: FormDep) -> Response:
+    """Queue again the events this endpoint missed in the chosen window (within retention)."""
+    windows = {w.key: w for w in views.recover_windows(rt.settings.log_retention_days)}
+    window = windows.get(form.get("window"))
+    try:
+        if window is None:
+            await rt.endpoints.get(session.store_id, endpoint_id)  # another store's: a 404
+            raise ValidationFailed("choose how far back to recover missed events")
+        since = now_ms() - int(window.seconds * 1000)
+        queued = await rt.deliveries.recover(session.store_id, endpoint_id, since)
+    except PlanUpgradeRequired:
+        raise
+    except ValidationFailed as exc:
+        message = _sentence(exc.message)
+        if not (await rt.endpoints.get(session.store_id, endpoint_id)).enabled:
+            message = views.RECOVER_DISABLED
+        return await _webhooks_page(rt, session, 422, action_errors={endpoint_id: message})
+    return _back("recovered", endpoint_id, count=queued)

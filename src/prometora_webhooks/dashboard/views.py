@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Settings
 from ..domain.catalog import Catalog
+from ..domain.messages import DISCORD, FORMATS, SLACK, STANDARD, MessageRenderer
 from ..domain.models import Attempt, DisabledReason, Endpoint, Store
 from ..domain.plans import has_webhooks
 from ..services.dashboard import RecentAttempt
+from ..services.deliveries import MAX_RECOVER
+
+log = logging.getLogger("prometora_webhooks.dashboard")
 
 # Shown for one page view after an action (``?done=``): fixed texts, never echoed input.
 NOTICES = {
@@ -26,6 +32,74 @@ NOTICES = {
     "test": "Test event queued. Watch it arrive under Recent Deliveries.",
     "resent": "Event queued for another delivery. It appears under Recent Deliveries.",
 }
+
+
+def recovered_text(queued: int) -> str:
+    """What "Recover missed events" did (``?done=recovered&n=``)."""
+    if queued <= 0:
+        return (
+            "Nothing to recover. Every event of this endpoint's types in that period was "
+            "delivered, or is already on its way."
+        )
+    if queued == 1:
+        return "1 missed event queued again. It appears under Recent Deliveries."
+    text = f"{queued:,} missed events queued again. They appear under Recent Deliveries."
+    if queued >= MAX_RECOVER:
+        text += " That is the most queued at once: recover again for the rest."
+    return text
+
+
+RECOVER_DISABLED = (
+    "This endpoint is disabled: enable it first, then use “Recover missed events”. "
+    "Nothing was queued."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FormatChoice:
+    key: str  # an endpoint format (domain.messages.FORMATS)
+    label: str
+    description: str
+
+
+# The Add Endpoint form's choices, in the order shown; the tag shows on non-standard endpoints.
+FORMAT_CHOICES = (
+    FormatChoice(
+        STANDARD,
+        "Standard JSON (signed)",
+        "The full event as JSON: for your own backend, Zapier, Make or n8n.",
+    ),
+    FormatChoice(
+        SLACK, "Slack message", "A readable message (text and blocks) for a Slack channel."
+    ),
+    FormatChoice(DISCORD, "Discord message", "A message with an embed for a Discord channel."),
+)
+FORMAT_LABELS = {c.key: c.label for c in FORMAT_CHOICES}
+
+
+@dataclass(frozen=True, slots=True)
+class RecoverWindow:
+    key: str  # what the form posts
+    label: str
+    seconds: float
+
+
+_RECOVER_PRESETS = (
+    RecoverWindow("hour", "Last hour", 3600),
+    RecoverWindow("day", "Last 24 hours", 86400),
+    RecoverWindow("week", "Last 7 days", 7 * 86400),
+)
+RECOVER_DEFAULT = "day"  # preselected; else the longest window offered
+
+
+def recover_windows(retention_days: float) -> list[RecoverWindow]:
+    """How far back "Recover missed events" may reach: the presets within log retention (older
+    events are purged), and all of retention when it ends between two presets."""
+    limit = retention_days * 86400
+    windows = [w for w in _RECOVER_PRESETS if w.seconds <= limit]
+    if limit < _RECOVER_PRESETS[-1].seconds and not any(w.seconds == limit for w in windows):
+        windows.append(RecoverWindow("retention", f"Last {_days(retention_days)}", limit))
+    return windows
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +146,7 @@ class FormState:
     description: str = ""
     events: tuple[str, ...] = ()
     errors: dict[str, str] = field(default_factory=dict)
+    format: str = STANDARD
 
 
 def status_of(ep: Endpoint, disable_after: int) -> Status:
@@ -84,7 +159,8 @@ def status_of(ep: Endpoint, disable_after: int) -> Status:
             f"Auto-disabled after {disable_after} consecutive failures",
             "Fix the issue with your endpoint (the failed deliveries below say what went "
             "wrong), check it with “Send test event”, then enable it again. Events published "
-            "while it is disabled are not delivered.",
+            "while it is disabled are not delivered: once it is enabled, “Recover missed "
+            "events” sends them.",
         )
     if ep.disabled_reason == DisabledReason.GONE.value:
         return Status(
@@ -98,7 +174,8 @@ def status_of(ep: Endpoint, disable_after: int) -> Status:
         "disabled",
         "Disabled",
         "Disabled",
-        "Disabled webhooks don't receive any events. Enable it to resume.",
+        "Disabled webhooks don't receive any events. Enable it to resume; “Recover missed "
+        "events” then sends what it missed.",
     )
 
 
@@ -110,9 +187,46 @@ def _pretty(body: bytes) -> str:
         return text
 
 
-def attempt_view(recent: RecentAttempt) -> AttemptView:
+class SentBodies:
+    """The request bodies as an endpoint received them: chat formats (Slack, Discord) are
+    rendered from the stored event the way the worker renders them. Rendering takes a few
+    milliseconds and the page is polled, so results are kept (an event's body never changes)."""
+
+    def __init__(self, catalog: Catalog, size: int = 1024) -> None:
+        self._renderer = MessageRenderer(catalog)
+        self._size = size
+        self._cache: OrderedDict[tuple[str, str], str] = OrderedDict()
+
+    def text(self, fmt: str, event_id: str, body: bytes) -> str:
+        if fmt == STANDARD or fmt not in FORMATS:
+            return _pretty(body)
+        key = (fmt, event_id)
+        found = self._cache.get(key)
+        if found is not None:
+            self._cache.move_to_end(key)
+            return found
+        try:
+            sent = self._renderer.render(fmt, body)
+        except Exception as exc:  # as the worker does: a template problem sends the event
+            log.warning("message preview failed", extra={"format": fmt, "error": repr(exc)[:200]})
+            sent = body
+        text = self._cache[key] = _pretty(sent)
+        if len(self._cache) > self._size:
+            self._cache.popitem(last=False)
+        return text
+
+
+def attempt_view(
+    recent: RecentAttempt, fmt: str = STANDARD, bodies: SentBodies | None = None
+) -> AttemptView:
     a: Attempt = recent.attempt
     ok = a.status == "succeeded"
+    if recent.request_body is None:
+        request_body = None
+    elif bodies is not None:
+        request_body = bodies.text(fmt, a.event_id, recent.request_body)
+    else:
+        request_body = _pretty(recent.request_body)
     return AttemptView(
         id=a.id,
         event_id=a.event_id,
@@ -125,7 +239,7 @@ def attempt_view(recent: RecentAttempt) -> AttemptView:
         retry_label=f"Retry #{a.attempt - 1}" if a.attempt > 1 else None,
         manual=a.trigger == "manual",
         attempted_at=a.attempted_at,
-        request_body=_pretty(recent.request_body) if recent.request_body is not None else None,
+        request_body=request_body,
         response_body=a.response_body.decode("utf-8", errors="replace"),
     )
 
@@ -134,12 +248,13 @@ def endpoint_views(
     endpoints: Sequence[Endpoint],
     recent: dict[str, list[RecentAttempt]],
     disable_after: int,
+    bodies: SentBodies | None = None,
 ) -> list[EndpointView]:
     return [
         EndpointView(
             ep,
             status_of(ep, disable_after),
-            [attempt_view(r) for r in recent.get(ep.id, [])],
+            [attempt_view(r, ep.format, bodies) for r in recent.get(ep.id, [])],
         )
         for ep in endpoints
     ]
@@ -164,6 +279,7 @@ def page_context(
     now: int,
 ) -> dict[str, Any]:
     """What every rendering of the Webhooks page (and its live fragments) needs."""
+    windows = recover_windows(settings.log_retention_days)
     return {
         "store": store,
         "business": has_webhooks(store.plan),
@@ -174,5 +290,11 @@ def page_context(
         "disable_after": settings.disable_after,
         "retry_delays": settings.retry_delays,
         "retention_text": _days(settings.log_retention_days),
+        "format_choices": FORMAT_CHOICES,
+        "format_labels": FORMAT_LABELS,
+        "recover_windows": windows,
+        "recover_default": (
+            RECOVER_DEFAULT if any(w.key == RECOVER_DEFAULT for w in windows) else windows[-1].key
+        ),
         "delivery_timeout": settings.delivery_timeout,
     }
