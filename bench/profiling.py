@@ -48,6 +48,7 @@ class Profiler:
                 str(out),
                 "-r",
                 str(rate),
+                "--gil",  # only the thread holding the GIL: Python CPU time, not idle threads
             ],
             cpus=cpus,
             log_path=out.with_suffix(".log"),

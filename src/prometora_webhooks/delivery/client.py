@@ -19,6 +19,7 @@ from .guard import BlockedAddress, GuardedResolver
 USER_AGENT = f"Prometora-Webhooks/{__version__}"
 KEEP_BYTES = 1024
 READ_CAP = 64 * 1024
+PRECHECK_CACHE = 4096  # URLs whose literal-address verdict is remembered (a pure function)
 
 
 @dataclass(slots=True)
@@ -106,9 +107,24 @@ class Sender:
         self._timeout = timeout
         self._allow_http = allow_http
         self._allow_private = allow_private
+        self._verdicts: dict[str, str | None] = {}
 
     def _precheck(self, url: str) -> str | None:
-        """The literal-address rules again (aiohttp does not resolve IP literals)."""
+        """The literal-address rules again (aiohttp does not resolve IP literals).
+
+        The verdict depends only on the URL and this sender's settings, so it is remembered;
+        host names are still resolved and checked on every attempt by the resolver."""
+        try:
+            return self._verdicts[url]
+        except KeyError:
+            pass
+        verdict = self._check(url)
+        if len(self._verdicts) >= PRECHECK_CACHE:
+            self._verdicts.clear()
+        self._verdicts[url] = verdict
+        return verdict
+
+    def _check(self, url: str) -> str | None:
         try:
             checked = check_url(url, allow_http=self._allow_http, allow_private=self._allow_private)
         except UrlRejected as exc:
