@@ -16,6 +16,7 @@ import typer
 from .config import ConfigError, Settings, load_settings
 from .crypto import generate_key
 from .domain.errors import AppError
+from .domain.models import Endpoint
 from .runtime import Runtime
 
 T = TypeVar("T")
@@ -28,6 +29,8 @@ app = typer.Typer(
 )
 stores_app = typer.Typer(help="Manage stores.", no_args_is_help=True)
 app.add_typer(stores_app, name="stores")
+endpoints_app = typer.Typer(help="Manage a store's webhook endpoints.", no_args_is_help=True)
+app.add_typer(endpoints_app, name="endpoints")
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -206,6 +209,159 @@ def stores_create(
         store, key = await rt.stores.create(name, plan)
         typer.echo(f"store_id: {store.id}")
         typer.echo(f"api_key:  {key}")
+
+    _run_with_runtime(settings, main)
+
+
+StoreOption = Annotated[str, typer.Option("--store", help="Store id (str_…)")]
+FORMAT_HELP = "Message format: standard (signed JSON), slack or discord"
+
+
+def _parse_headers(values: list[str] | None) -> dict[str, str] | None:
+    """``--header 'Name: value'`` options as a mapping (None when none were given)."""
+    if not values:
+        return None
+    headers: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            _fail(f"--header {item!r}: expected 'Name: value'")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+def _endpoint_line(ep: Endpoint) -> str:
+    state = "enabled" if ep.enabled else f"disabled ({ep.disabled_reason or 'manual'})"
+    return "\t".join((ep.id, ep.format, state, ",".join(ep.events), ep.url))
+
+
+@endpoints_app.command("create")
+def endpoints_create(
+    store: StoreOption,
+    url: Annotated[str, typer.Option(help="HTTPS URL that receives the events")],
+    event: Annotated[
+        list[str], typer.Option("--event", help="Event type to send (repeat for several)")
+    ],
+    format_: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "standard",
+    description: Annotated[str, typer.Option(help="A note for the store owner")] = "",
+    header: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--header",
+            help="Extra request header 'Name: value', stored encrypted (repeatable)",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Create an endpoint; prints its id and signing secret."""
+    settings = _settings()
+    headers = _parse_headers(header)
+    _migrate(settings)
+
+    async def main(rt: Runtime) -> None:
+        ep, secret = await rt.endpoints.create(
+            store, url, event, description=description, fmt=format_, headers=headers
+        )
+        typer.echo(f"endpoint_id: {ep.id}")
+        typer.echo(f"secret:      {secret}")
+
+    _run_with_runtime(settings, main)
+
+
+@endpoints_app.command("list")
+def endpoints_list(store: StoreOption) -> None:
+    """List a store's endpoints: id, format, state, events, URL (tab-separated)."""
+    settings = _settings()
+    _migrate(settings)
+
+    async def main(rt: Runtime) -> None:
+        await rt.stores.get(store)  # an unknown store is an error, not an empty list
+        after: str | None = None
+        while True:
+            page = await rt.endpoints.list(store, 100, after)
+            for ep in page.data:
+                typer.echo(_endpoint_line(ep))
+            if not page.has_more or not page.data:
+                return
+            after = page.data[-1].id
+
+    _run_with_runtime(settings, main)
+
+
+@endpoints_app.command("update")
+def endpoints_update(
+    endpoint_id: Annotated[str, typer.Argument(help="Endpoint id (we_…)")],
+    store: StoreOption,
+    url: Annotated[str | None, typer.Option(help="New URL", show_default=False)] = None,
+    event: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--event", help="Event types (replace the current ones; repeat)", show_default=False
+        ),
+    ] = None,
+    format_: Annotated[
+        str | None, typer.Option("--format", help=FORMAT_HELP, show_default=False)
+    ] = None,
+    description: Annotated[
+        str | None, typer.Option(help="New description", show_default=False)
+    ] = None,
+    header: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--header",
+            help="Custom headers 'Name: value' (replace the current ones; repeat)",
+            show_default=False,
+        ),
+    ] = None,
+    enabled: Annotated[
+        bool | None,
+        typer.Option(
+            "--enable/--disable",
+            help="Re-enable (resets the failure count) or disable",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Change an endpoint; prints it (id, format, state, events, URL)."""
+    from .services.endpoints import EndpointChanges
+
+    settings = _settings()
+    changes = EndpointChanges(
+        url=url,
+        events=event or None,
+        description=description,
+        format=format_,
+        headers=_parse_headers(header),
+        enabled=enabled,
+    )
+    if changes == EndpointChanges():
+        _fail(
+            "nothing to change: give --url, --event, --format, --description, --header, "
+            "--enable or --disable"
+        )
+    _migrate(settings)
+
+    async def main(rt: Runtime) -> None:
+        await rt.stores.get(store)
+        ep = await rt.endpoints.update(store, endpoint_id, changes)
+        typer.echo(_endpoint_line(ep))
+
+    _run_with_runtime(settings, main)
+
+
+@endpoints_app.command("delete")
+def endpoints_delete(
+    endpoint_id: Annotated[str, typer.Argument(help="Endpoint id (we_…)")],
+    store: StoreOption,
+) -> None:
+    """Delete an endpoint with its pending deliveries and delivery log."""
+    settings = _settings()
+    _migrate(settings)
+
+    async def main(rt: Runtime) -> None:
+        await rt.stores.get(store)
+        await rt.endpoints.delete(store, endpoint_id)
+        typer.echo(f"deleted {endpoint_id}")
 
     _run_with_runtime(settings, main)
 

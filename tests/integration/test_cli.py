@@ -8,7 +8,7 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -177,3 +177,152 @@ def test_postgresql_without_secret_key_fails_clearly(
         assert not list(tmp_path.glob("*.key")), "no key file is made for PostgreSQL"
     finally:
         drop()
+
+
+def endpoint_from(proc: subprocess.CompletedProcess[str]) -> tuple[str, str]:
+    """The endpoint id and signing secret printed by `endpoints create`."""
+    ids = re.findall(r"\bwe_[A-Za-z0-9]+\b", proc.stdout)
+    secrets = re.findall(r"\bwhsec_[A-Za-z0-9+/=]+", proc.stdout)
+    assert len(ids) == 1, proc.stdout
+    assert len(secrets) == 1, proc.stdout
+    return ids[0], secrets[0]
+
+
+def listed(svc: Service, store_id: str) -> dict[str, list[str]]:
+    """`endpoints list` as {id: [format, state, events, url]}."""
+    out = svc.cli("endpoints", "list", "--store", store_id).stdout
+    rows = [line.split("\t") for line in out.splitlines() if line.strip()]
+    return {row[0]: row[1:] for row in rows}
+
+
+def test_cli_manages_endpoints_and_a_slack_endpoint_gets_slack_messages(
+    service: Service, receiver: Receiver
+) -> None:
+    """`endpoints create|list|update|delete` against a live service; the endpoint the CLI made
+    with ``--format slack`` and a custom header receives a Slack message, signed and logged."""
+    svc = service
+    store_id, key = store_from(svc.cli("stores", "create", "--name", "CLI Endpoints"))
+    ep_id, secret = endpoint_from(
+        svc.cli(
+            "endpoints",
+            "create",
+            "--store",
+            store_id,
+            "--url",
+            receiver.url("/cli-slack"),
+            "--event",
+            "order.created",
+            "--event",
+            "seller.registered",
+            "--format",
+            "slack",
+            "--description",
+            "Ops channel",
+            "--header",
+            "Authorization: Bearer n8n-t0ken: with colon",
+        )
+    )
+    ep = svc.endpoint(key, ep_id)
+    assert ep["format"] == "slack"
+    assert ep["events"] == ["order.created", "seller.registered"]
+    assert ep["description"] == "Ops channel"
+    assert ep["header_names"] == ["Authorization"]
+    assert "secret" not in ep
+    assert svc.request("GET", f"/v1/endpoints/{ep_id}/secret", key).json()["secret"] == secret
+    assert listed(svc, store_id) == {
+        ep_id: ["slack", "enabled", "order.created,seller.registered", receiver.url("/cli-slack")]
+    }
+
+    event = json.loads(publish(svc, store_id, json.dumps(ORDER)).stdout)
+    (got,) = receiver.wait_for(1, "/cli-slack")
+    message = json.loads(got.body)
+    text = "New order ord_xyz789 — $99.99 from John Doe, 1 item: Handmade Pottery"
+    assert message["text"] == text
+    assert message["blocks"][0] == {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+    assert "data" not in message, "a Slack message, not the standard event body"
+    assert got.headers["Authorization"] == "Bearer n8n-t0ken: with colon"
+    assert got.headers["webhook-id"] == event["id"]
+    Webhook(secret).verify(got.body, got.headers)
+    assert svc.wait_attempts(key, ep_id, 1)[0]["status"] == "succeeded"
+
+    # update: format, events, URL, disable / enable
+    out = svc.cli(
+        "endpoints", "update", ep_id, "--store", store_id, "--format", "discord", "--disable"
+    )
+    assert out.stdout.split("\t")[:3] == [ep_id, "discord", "disabled (manual)"]
+    ep = svc.endpoint(key, ep_id)
+    assert (ep["format"], ep["enabled"], ep["disabled_reason"]) == ("discord", False, "manual")
+    svc.cli(
+        "endpoints",
+        "update",
+        ep_id,
+        "--store",
+        store_id,
+        "--url",
+        receiver.url("/cli-moved"),
+        "--event",
+        "seller.registered",
+        "--enable",
+    )
+    ep = svc.endpoint(key, ep_id)
+    assert ep["url"] == receiver.url("/cli-moved")
+    assert ep["events"] == ["seller.registered"]
+    assert (ep["enabled"], ep["disabled_reason"], ep["format"]) == (True, None, "discord")
+    assert ep["header_names"] == ["Authorization"], "headers are kept unless given"
+
+    out = svc.cli("endpoints", "delete", ep_id, "--store", store_id)
+    assert ep_id in out.stdout
+    assert svc.request("GET", f"/v1/endpoints/{ep_id}", key).status_code == 404
+    assert listed(svc, store_id) == {}
+
+
+def test_cli_endpoint_mistakes_are_one_clear_line(make_service: Callable[..., Service]) -> None:
+    """Bad URL, bad format, unknown store or endpoint, a store off Business, a malformed
+    header: one line on stderr, non-zero, and nothing is created."""
+    svc = make_service()  # the CLI works on the database; no server needed
+    store_id, _ = store_from(svc.cli("stores", "create", "--name", "Mistakes"))
+    free_id, _ = store_from(svc.cli("stores", "create", "--name", "Free", "--plan", "starter"))
+
+    def create(store: str, url: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        return svc.cli(
+            "endpoints", "create", "--store", store, "--url", url, "--event", "order.created",
+            *extra, check=False,
+        )  # fmt: skip
+
+    ok = "https://localhost:9/hook"
+    assert_one_line_error(create(store_id, "http://localhost:9/hook"), "https://")
+    assert_one_line_error(create(store_id, "not a url"), "url")
+    assert_one_line_error(create(store_id, ok, "--format", "teams"), "teams", "slack", "discord")
+    assert_one_line_error(create("str_doesnotexist", ok), "str_doesnotexist")
+    assert_one_line_error(create(free_id, ok), "Business", "$199/month")
+    assert_one_line_error(create(store_id, ok, "--header", "no-colon-here"), "--header")
+    assert_one_line_error(create(store_id, ok, "--header", "Host: evil"), "Host")
+    bad_type = svc.cli(
+        "endpoints", "create", "--store", store_id, "--url", ok, "--event", "order.shipped",
+        check=False,
+    )  # fmt: skip
+    assert_one_line_error(bad_type, "order.shipped")
+    assert listed(svc, store_id) == {}
+    assert_one_line_error(
+        svc.cli("endpoints", "list", "--store", "str_nope", check=False), "str_nope"
+    )
+
+    ep_id, _ = endpoint_from(create(store_id, ok))
+    for args in (
+        ("--format", "teams"),
+        ("--url", "http://localhost:9/x"),
+        (),  # nothing to change
+    ):
+        proc = svc.cli("endpoints", "update", ep_id, "--store", store_id, *args, check=False)
+        assert_one_line_error(proc)
+    missing = svc.cli(
+        "endpoints", "update", "we_doesnotexist", "--store", store_id, "--disable", check=False
+    )
+    assert_one_line_error(missing, "we_doesnotexist")
+    other = svc.cli("endpoints", "delete", ep_id, "--store", free_id, check=False)
+    assert_one_line_error(other, ep_id)  # another store's endpoint is not found
+    assert_one_line_error(
+        svc.cli("endpoints", "delete", "we_doesnotexist", "--store", store_id, check=False),
+        "we_doesnotexist",
+    )
+    assert listed(svc, store_id) == {ep_id: ["standard", "enabled", "order.created", ok]}
