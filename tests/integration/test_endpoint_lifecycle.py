@@ -15,6 +15,8 @@ from collections.abc import Callable
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from tests.support.api_helpers import assert_error
+from tests.support.dbpeek import query
 from tests.support.delivery_helpers import (
     DISABLE_AFTER,
     RETRY_DELAYS,
@@ -26,7 +28,7 @@ from tests.support.delivery_helpers import (
     receiver_count,
     retry_due_by,
 )
-from tests.support.receiver import Receiver
+from tests.support.receiver import Receiver, wait_until
 from tests.support.service import Service
 
 pytest_plugins = ["tests.support.delivery_helpers"]
@@ -341,3 +343,89 @@ def test_manual_sends_work_on_a_disabled_endpoint_and_reset_the_counter_without_
     (attempt,) = shop.wait_attempts(other["id"], lambda a: len(a) == 1, "test send logged")
     assert (attempt["trigger"], attempt["status"]) == ("manual", "succeeded")
     assert shop.get(other["id"])["enabled"] is False
+
+
+# -- re-enabling re-validates; off-plan stores get no manual sends either ----------------------
+def test_re_enabling_validates_the_url_again(
+    make_service: Callable[..., Service], receiver: Receiver
+) -> None:
+    """An endpoint accepted under ALLOW_PRIVATE_NETWORKS=true, disabled, then re-enabled on a
+    service (same database) that refuses private networks: the re-enable is refused."""
+    lax = make_service()  # the harness allows private networks
+    lax.start()
+    _, key = lax.create_store()
+    ep = lax.create_endpoint(key, receiver.url("/hook"))
+    r = lax.request("PATCH", f"/v1/endpoints/{ep['id']}", key, json={"enabled": False})
+    assert r.status_code == 200, r.text
+    lax.stop_all()
+
+    strict = make_service(allow_private_networks="false")
+    strict.start()
+    # The setting took effect: the same URL is refused for a new endpoint.
+    r = strict.request(
+        "POST",
+        "/v1/endpoints",
+        key,
+        json={"url": receiver.url("/new"), "events": ["order.created"]},
+    )
+    assert_error(r, 422, "validation_error", "new private endpoint")
+    r = strict.request("PATCH", f"/v1/endpoints/{ep['id']}", key, json={"enabled": True})
+    assert_error(r, 422, "validation_error", "re-enable a private endpoint")
+    after = strict.endpoint(key, ep["id"])
+    assert (after["enabled"], after["disabled_reason"]) == (False, "manual")
+    assert after["url"] == ep["url"]
+    # Other changes to the (disabled) endpoint are still possible.
+    r = strict.request("PATCH", f"/v1/endpoints/{ep['id']}", key, json={"description": "x"})
+    assert r.status_code == 200, r.text
+    assert r.json()["enabled"] is False
+
+
+def _queued(db_url: str) -> list[tuple[str, str]]:
+    return [(str(t), str(e)) for t, e in query(db_url, "SELECT trigger, event_id FROM deliveries")]
+
+
+def test_manual_sends_queued_before_a_downgrade_are_never_sent(
+    make_service: Callable[..., Service], receiver: Receiver, db_url: str
+) -> None:
+    """Test sends and resends queued while on Business, then the store is downgraded before a
+    worker gets to them: the worker drops them unattempted (like the scheduled ones), and the
+    API refuses new ones with 402."""
+    svc = make_service()
+    svc.start("api")  # no worker yet: everything queued stays queued
+    store_id, key = svc.create_store()
+    ep = svc.create_endpoint(key, receiver.url("/hook"))
+    published = svc.publish(store_id).json()["id"]
+    r = svc.request("POST", f"/v1/endpoints/{ep['id']}/test", key, json={"type": "order.created"})
+    assert r.status_code == 202, r.text
+    tested = r.json()["event_id"]
+    r = svc.request("POST", f"/v1/endpoints/{ep['id']}/events/{published}/resend", key)
+    assert r.status_code == 202, r.text
+    assert sorted(_queued(db_url)) == sorted(
+        [("scheduled", published), ("manual", tested), ("manual", published)]
+    )
+
+    r = svc.admin("PATCH", f"/v1/stores/{store_id}", json={"plan": "starter"})
+    assert r.status_code == 200, r.text
+    # Off the plan: no new manual sends.
+    r = svc.request("POST", f"/v1/endpoints/{ep['id']}/test", key, json={"type": "order.created"})
+    err = assert_error(r, 402, "plan_upgrade_required", "test send off plan")
+    assert "Business plan" in err["message"]
+    r = svc.request("POST", f"/v1/endpoints/{ep['id']}/events/{published}/resend", key)
+    assert_error(r, 402, "plan_upgrade_required", "resend off plan")
+    assert svc.publish(store_id).status_code == 202  # publishing still works, reaching no one
+
+    worker = svc.spawn("worker")
+    wait_until(lambda: _queued(db_url) == [], 20, "the queue emptied", lambda: _queued(db_url))
+    assert receiver.received("/hook") == []
+    assert svc.attempts(key, ep["id"]) == []
+    assert worker.popen is not None
+    assert worker.popen.poll() is None, worker.log()[-2000:]
+
+    # Back on Business, the same worker delivers a new test send: it was running all along.
+    r = svc.admin("PATCH", f"/v1/stores/{store_id}", json={"plan": "business"})
+    assert r.status_code == 200, r.text
+    r = svc.request("POST", f"/v1/endpoints/{ep['id']}/test", key, json={"type": "order.created"})
+    assert r.status_code == 202, r.text
+    (got,) = receiver.wait_for(1, "/hook")
+    assert headers(got)["webhook-id"] == r.json()["event_id"]
+    assert svc.endpoint(key, ep["id"])["enabled"] is True

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
+
+import pytest
 
 from tests.support.receiver import Receiver, wait_until
 from tests.support.service import Service
@@ -91,15 +94,94 @@ def test_metrics_expose_named_series_that_move(service: Service, receiver: Recei
     text = service.http.get(service.base_url + "/metrics").text
     assert _metric(text, "prometora_webhooks_events_published_total") == 3
     assert _metric(text, "prometora_webhooks_attempt_duration_seconds_count") >= 6
-    # three failed deliveries wait for their retry: due soon, queue not empty
-    assert _metric(text, "prometora_webhooks_queue_depth") >= 0
+
+
+def _scrape(svc: Service) -> str:
+    r = svc.http.get(svc.base_url + "/metrics")
+    assert r.status_code == 200, r.text
+    return r.text
+
+
+DISABLED_SERIES = "prometora_webhooks_endpoints_disabled_total"
+
+
+def test_metrics_count_an_auto_disable_by_reason(
+    make_service: Callable[..., Service], receiver: Receiver
+) -> None:
+    svc = make_service(disable_after="2", retry_delays="")
+    svc.start()
+    store_id, key = svc.create_store()
+    receiver.script("/down", statuses=[500])
+    down = svc.create_endpoint(key, receiver.url("/down"))
+    before = _scrape(svc)
+    reasons = ('{reason="consecutive_failures"}', '{reason="gone"}')
+    assert [_metric(before, DISABLED_SERIES, r, default=0) for r in reasons] == [0, 0]
+    for _ in range(2):
+        assert svc.publish(store_id).status_code == 202
+    wait_until(
+        lambda: svc.endpoint(key, down["id"])["disabled_reason"] == "consecutive_failures",
+        15,
+        "auto-disabled",
+    )
+    wait_until(
+        lambda: _metric(_scrape(svc), DISABLED_SERIES, reasons[0], default=0) == 1,
+        10,
+        "the disable counted",
+        lambda: [ln for ln in _scrape(svc).splitlines() if "disabled" in ln],
+    )
+    after = _scrape(svc)
+    assert _metric(after, DISABLED_SERIES, reasons[1], default=0) == 0
+    assert (
+        _metric(
+            after, "prometora_webhooks_attempts_total", '{outcome="failed",trigger="scheduled"}'
+        )
+        == 2
+    )
+
+
+def test_queue_gauges_follow_a_due_backlog_until_it_drains(
+    make_service: Callable[..., Service], receiver: Receiver
+) -> None:
+    """Events published while no worker runs (an `api` process only) wait in the queue: the
+    API's /metrics shows the depth and the oldest one's age; a worker drains both to 0."""
+    svc = make_service()
+    svc.start("api")
+    store_id, key = svc.create_store()
+    svc.create_endpoint(key, receiver.url("/a"))
+    svc.create_endpoint(key, receiver.url("/b"))
+    text = _scrape(svc)
+    assert _metric(text, "prometora_webhooks_queue_depth") == 0
+    assert _metric(text, "prometora_webhooks_queue_oldest_due_age_seconds") == 0
+    for _ in range(5):
+        assert svc.publish(store_id).status_code == 202
+
+    def backlog() -> tuple[float, float]:
+        text = _scrape(svc)
+        return (
+            _metric(text, "prometora_webhooks_queue_depth"),
+            _metric(text, "prometora_webhooks_queue_oldest_due_age_seconds"),
+        )
+
+    assert backlog()[0] == 10  # 5 events x 2 endpoints, all due now
+    wait_until(lambda: backlog()[1] >= 0.2, 10, "the oldest delivery ageing", backlog)
+    first_age = backlog()[1]
+    wait_until(lambda: backlog()[1] > first_age, 10, "the age growing", backlog)
+    assert receiver.count() == 0
+
+    svc.spawn("worker")
+    receiver.wait_for(5, "/a")
+    receiver.wait_for(5, "/b")
+    wait_until(lambda: backlog() == (0, 0), 15, "the gauges back to 0", backlog)
 
 
 def test_readyz_fails_while_postgres_is_down(
     make_service: Callable[..., Service], db_kind: str, request: object
 ) -> None:
     if db_kind != "postgresql":
-        return  # SQLite is a local file: it cannot be "unreachable"
+        pytest.skip(
+            "SQLite is a local file the process holds open: it cannot become unreachable, and "
+            "/readyz's SELECT 1 does not read the file, so a removed file goes unnoticed"
+        )
     pg = request.getfixturevalue("pg_server")  # type: ignore[attr-defined]
     svc = make_service()
     svc.start()
@@ -116,3 +198,45 @@ def test_readyz_fails_while_postgres_is_down(
         30,
         "ready again",
     )
+
+
+def test_logs_are_json_lines_with_attempt_ids_and_no_secrets(
+    make_service: Callable[..., Service], receiver: Receiver
+) -> None:
+    svc = make_service(retry_delays="")
+    proc = svc.start()
+    store_id, key = svc.create_store()
+    receiver.script("/fail", statuses=[500])
+    credential = "Bearer cred-0123456789abcdef"
+    fail = svc.create_endpoint(key, receiver.url("/fail"), headers={"Authorization": credential})
+    ok = svc.create_endpoint(key, receiver.url("/ok"))
+    event_id = svc.publish(store_id).json()["id"]
+    (failed,) = svc.wait_attempts(key, fail["id"], 1)
+    svc.wait_attempts(key, ok["id"], 1)
+    assert failed["status"] == "failed"
+    rotated = svc.request("POST", f"/v1/endpoints/{fail['id']}/secret/rotate", key)
+    assert rotated.status_code == 200, rotated.text
+    svc.stop_all()  # every line flushed
+
+    lines = [ln for ln in proc.log().splitlines() if ln.strip()]
+    records = []
+    for ln in lines:
+        try:
+            records.append(json.loads(ln))
+        except ValueError:
+            raise AssertionError(f"log line is not JSON: {ln!r}") from None
+    assert all({"ts", "level", "logger", "msg"} <= set(r) for r in records), records[:5]
+    about_attempts = [r for r in records if "attempt_id" in r or r["msg"].startswith("attempt")]
+    assert about_attempts, f"no line about the failed attempt in {records!r}"[:3000]
+    for r in about_attempts:
+        assert r["event_id"] == event_id, r
+        assert r["endpoint_id"] == fail["id"], r  # the success is not logged at info
+        assert r["attempt_id"] == failed["id"], r
+    assert failed["id"].startswith("att_")
+    whole = proc.log()
+    secrets_ = [fail["secret"], ok["secret"], rotated.json()["secret"], key, credential]
+    for secret in secrets_:
+        assert secret.startswith(("whsec_", "sk_", "Bearer"))
+        tail = secret.split("_", 1)[1] if "_" in secret else secret
+        assert secret not in whole
+        assert tail[-24:] not in whole, "a secret's characters appear in the logs"

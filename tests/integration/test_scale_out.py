@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
@@ -15,9 +16,10 @@ import pytest
 
 from tests.support.pgserver import PgServer
 from tests.support.receiver import Receiver, wait_until
-from tests.support.service import ORDER, SELLER, Service, base_env
+from tests.support.service import ORDER, SELLER, Proc, Service, base_env, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+CONCURRENCY = 64  # WORKER_CONCURRENCY of the chaos test's workers
 _local = threading.local()
 
 
@@ -49,16 +51,57 @@ def pg_service(
         pg_server.drop_database(name)
 
 
-def _setup_endpoints(svc: Service, receiver: Receiver, n: int) -> tuple[str, dict[str, str]]:
-    """n endpoints: even ones take order.created, odd ones seller.registered."""
+def _setup_endpoints(
+    svc: Service, receiver: Receiver, n: int
+) -> tuple[str, dict[str, str], dict[str, str]]:
+    """n endpoints: even ones take order.created, odd ones seller.registered.
+
+    Returns the store id, receiver path → event type, endpoint id → receiver path."""
     store_id, key = svc.create_store()
     paths: dict[str, str] = {}
+    path_of: dict[str, str] = {}
     for i in range(n):
         event = "order.created" if i % 2 == 0 else "seller.registered"
         path = f"/ep{i}"
-        svc.create_endpoint(key, receiver.url(path), [event])
+        ep = svc.create_endpoint(key, receiver.url(path), [event])
         paths[path] = event
-    return store_id, paths
+        path_of[ep["id"]] = path
+    return store_id, paths, path_of
+
+
+def _metric(text: str, name: str, labels: str) -> float:
+    m = re.search(rf"^{re.escape(name + labels)} (\S+)$", text, re.MULTILINE)
+    return float(m.group(1)) if m else 0.0
+
+
+def _worker_attempts(port: int) -> tuple[float, float]:
+    """(succeeded, failed) scheduled attempts one worker recorded, from its --metrics-port."""
+    text = _client().get(f"http://127.0.0.1:{port}/metrics").text
+    name = "prometora_webhooks_attempts_total"
+    return (
+        _metric(text, name, '{outcome="succeeded",trigger="scheduled"}'),
+        _metric(text, name, '{outcome="failed",trigger="scheduled"}'),
+    )
+
+
+def _db_name(svc: Service) -> str:
+    return svc.env["PROMETORA_WEBHOOKS_DATABASE_URL"].rsplit("/", 1)[1]
+
+
+def _lease_prefix(proc: Proc) -> str:
+    """A worker's lease tokens start with its pid in hex (see delivery/worker.py)."""
+    assert proc.popen is not None
+    return f"{proc.popen.pid:x}-"
+
+
+def _leased_by(pg: PgServer, db: str, proc: Proc) -> list[tuple[str, str]]:
+    """(endpoint id, event id) of the queue rows a worker process holds a lease on."""
+    out = pg.psql(
+        "SELECT endpoint_id || ' ' || event_id FROM deliveries "
+        f"WHERE lease_token LIKE '{_lease_prefix(proc)}%'",
+        db=db,
+    )
+    return [(a, b) for a, b in (line.split(" ") for line in out.splitlines() if line)]
 
 
 def _publish_all(
@@ -137,8 +180,12 @@ def test_three_workers_deliver_everything_exactly_once(
 ) -> None:
     svc = pg_service(worker_concurrency="64", delivery_timeout="10", disable_after="1000")
     svc.start("api")
-    workers = [svc.spawn("worker", name=f"worker{i}") for i in range(3)]
-    store_id, paths = _setup_endpoints(svc, receiver, 20)
+    ports = [free_port() for _ in range(3)]
+    workers = [
+        svc.spawn("worker", "--metrics-port", str(port), name=f"worker{i}")
+        for i, port in enumerate(ports)
+    ]
+    store_id, paths, _ = _setup_endpoints(svc, receiver, 20)
     accepted = _publish_all(svc, store_id, 2000)
     expected = _expected(accepted, paths)
     assert len(expected) == 20_000
@@ -148,29 +195,54 @@ def test_three_workers_deliver_everything_exactly_once(
     duplicates = {k: n for k, n in got.items() if n > 1}
     assert not duplicates, f"{len(duplicates)} deliveries made twice with no worker dying"
     assert set(got) == expected
-    # every worker took part
     for w in workers:
         assert w.popen is not None
         assert w.popen.poll() is None, w.log()[-2000:]
+    # Every worker took part, and together they recorded each delivery once (each process
+    # counts the attempts it recorded; they reach the counter after the commit).
+    wait_until(
+        lambda: sum(_worker_attempts(p)[0] for p in ports) >= len(expected),
+        30,
+        "every attempt recorded",
+        lambda: [_worker_attempts(p) for p in ports],
+    )
+    per_worker = [_worker_attempts(p) for p in ports]
+    print(f"attempts (succeeded, failed) per worker: {per_worker}")
+    assert sum(ok for ok, _ in per_worker) == len(expected)
+    assert all(failed == 0 for _, failed in per_worker), per_worker
+    assert all(ok > 0 for ok, _ in per_worker), f"a worker delivered nothing: {per_worker}"
 
 
 def test_worker_killed_and_postgres_restarted_mid_run_loses_nothing(
     pg_service: Callable[..., Service], receiver: Receiver, pg_server: PgServer
 ) -> None:
-    svc = pg_service(worker_concurrency="64", delivery_timeout="5", disable_after="1000")
+    svc = pg_service(
+        worker_concurrency=str(CONCURRENCY), delivery_timeout="5", disable_after="1000"
+    )
     svc.start("api")
     workers = [svc.spawn("worker", name=f"worker{i}") for i in range(3)]
-    store_id, paths = _setup_endpoints(svc, receiver, 20)
+    store_id, paths, path_of = _setup_endpoints(svc, receiver, 20)
     for p in paths:  # slow answers keep attempts in flight when the worker dies
         receiver.script(p, statuses=[200], delay=0.05)
     events: list[str] = []
+    db = _db_name(svc)
+    held_at_kill: set[tuple[str, str]] = set()  # (path, event id) the killed worker held
+    leased_at_restart: list[int] = []
 
     def chaos(done: int) -> None:
         if done == 700 and not events:
             events.append("kill")
             workers[0].kill()
+            # Its leases stay until they run out (DELIVERY_TIMEOUT + 15 s): read them now.
+            held_at_kill.update((path_of[e], ev) for e, ev in _leased_by(pg_server, db, workers[0]))
         elif done == 1400 and len(events) == 1:
             events.append("pg-restart")
+            leased = pg_server.psql(
+                "SELECT count(*) FROM deliveries WHERE lease_token IS NOT NULL "
+                f"AND lease_token NOT LIKE '{_lease_prefix(workers[0])}%'",
+                db=db,
+            )
+            leased_at_restart.append(int(leased))
             threading.Thread(target=pg_server.restart, daemon=True).start()
 
     accepted = _publish_all(svc, store_id, 2000, chaos)
@@ -178,14 +250,26 @@ def test_worker_killed_and_postgres_restarted_mid_run_loses_nothing(
     expected = _expected(accepted, paths)
     _wait_all(receiver, expected, 300)
     got = _received(receiver)
-    duplicates = sum(n - 1 for n in got.values() if n > 1)
+    extra = {k: n - 1 for k, n in got.items() if n > 1}
+    from_kill = sum(n for k, n in extra.items() if k in held_at_kill)
+    other = sum(n for k, n in extra.items() if k not in held_at_kill)
     print(
-        f"\nchaos run: {len(expected)} deliveries, {duplicates} duplicates "
-        f"(attempts in flight at the SIGKILL or cut off by the PostgreSQL restart)"
+        f"\nchaos run: {len(expected)} deliveries; the killed worker held {len(held_at_kill)} "
+        f"leases; {from_kill} duplicates of those, {other} other duplicates (cut off by the "
+        f"PostgreSQL restart; the live workers held {leased_at_restart} leases just before it)"
     )
-    # at most what one worker can have in flight, plus what the restart cut off for all three
-    assert duplicates <= 4 * 64
     assert set(got) == expected
+    # The kill hit work in flight, or it proves nothing about recovery.
+    assert held_at_kill, "the killed worker held no lease at the SIGKILL"
+    # Duplicates: only deliveries the killed worker held (each sent again at most once, or
+    # twice if the restart also cut off its redelivery) ...
+    over = {k: n for k, n in extra.items() if k in held_at_kill and n > 2}
+    assert not over, f"deliveries the killed worker held, sent more than 3 times: {over}"
+    # ... and what the restart cut off: what the live workers held just before it (in flight
+    # or sent and not yet recorded), plus one full round of claims between that count and
+    # the stop.
+    bound = leased_at_restart[0] + 2 * CONCURRENCY
+    assert other <= bound, f"{other} duplicates not explained by the SIGKILL (bound {bound})"
     for w in workers[1:]:
         assert w.popen is not None
         assert w.popen.poll() is None, w.log()[-3000:]

@@ -7,6 +7,11 @@ over the cap are given back and that endpoint is left out of the next claims, so
 backlogged endpoint cannot take every slot.
 Stopping: no new claims; in-flight attempts get until their deadline; results are flushed.
 Anything cut off is claimed again by a worker after its lease ends.
+A lease token starts with the claiming process's id in hex (``"1a2b-…"``), so an operator (or a
+test) can tell from the queue which worker holds a row.
+A store off the Business plan gets nothing: its claimed deliveries, scheduled or manual (test
+sends, resends), are dropped unattempted, like those of a disabled endpoint; a disabled endpoint
+still takes manual sends.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import secrets
 import time
 from collections import Counter
@@ -55,7 +61,8 @@ class _Target:
     url: str
     format: str
     store_id: str
-    sendable: bool  # enabled and on the Business plan
+    enabled: bool  # scheduled deliveries go to enabled endpoints only
+    on_plan: bool  # the store is on the Business plan: nothing at all is sent otherwise
     keys: tuple[bytes, ...]
     headers: dict[str, str]
     undecryptable: bool = False  # SECRET_KEY does not match: wait for the right key, drop nothing
@@ -88,6 +95,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._min_claim = max(1, settings.worker_concurrency // 8)
         self.recorded = 0  # attempts written to the log by this worker
+        self.lease_prefix = f"{os.getpid():x}-"  # every lease token of this process starts so
 
     def stop(self) -> None:
         self._stopping.set()
@@ -106,6 +114,7 @@ class Worker:
             allow_http=self._s.allow_http,
             allow_private=self._s.allow_private_networks,
         )
+        log.info("worker claiming", extra={"pid": os.getpid(), "lease_prefix": self.lease_prefix})
         recorder_task = asyncio.create_task(self._record_loop(), name="pw-recorder")
         purge_task = asyncio.create_task(self._purge_loop(), name="pw-purge")
         gauge_task = asyncio.create_task(self._gauge_loop(), name="pw-gauges")
@@ -186,7 +195,7 @@ class Worker:
     async def _claim(self, limit: int) -> list[Claimed]:
         now = now_ms()
         lease_until = now + int((self._s.delivery_timeout + LEASE_MARGIN_S) * 1000)
-        token = secrets.token_hex(8)
+        token = self.lease_prefix + secrets.token_hex(8)
         cap = self._s.worker_per_endpoint_limit
         saturated = [ep for ep, n in self._per_endpoint.items() if n >= cap]
         async with self._db.write() as conn:
@@ -222,7 +231,8 @@ class Worker:
                 target is None
                 or ev is None
                 or not target.keys
-                or (c.trigger == "scheduled" and not target.sendable)
+                or not target.on_plan
+                or (c.trigger == "scheduled" and not target.enabled)
             ):
                 self._dropped.append((c.id, c.lease_token))
             else:
@@ -261,7 +271,8 @@ class Worker:
             row.url,
             row.format,
             row.store_id,
-            row.enabled and has_webhooks(row.plan),
+            row.enabled,
+            has_webhooks(row.plan),
             tuple(keys),
             headers,
             undecryptable,
