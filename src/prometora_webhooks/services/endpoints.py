@@ -176,6 +176,9 @@ class EndpointService:
         )
         secret = generate_secret()
         async with self._db.write() as conn:
+            # Count and insert under the store's lock: concurrent creates cannot both see 99.
+            if not await ep_q.lock_store(conn, store_id):
+                raise NotFound(f"no store {store_id}")
             if await ep_q.count_for_store(conn, store_id) >= MAX_ENDPOINTS_PER_STORE:
                 raise ValidationFailed(
                     f"a store can have at most {MAX_ENDPOINTS_PER_STORE} endpoints; "

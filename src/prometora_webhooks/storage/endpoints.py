@@ -113,6 +113,19 @@ async def list_page(
     return [_endpoint(r) for r in (await conn.execute(q)).all()]
 
 
+async def lock_store(conn: AsyncConnection, store_id: str) -> bool:
+    """Serialise changes to a store's set of endpoints until this transaction ends.
+
+    PostgreSQL: the store's row, ``FOR UPDATE``; a concurrent create waits here and then counts
+    what the first one committed. SQLite: the transaction already holds the database's one
+    write lock (``BEGIN IMMEDIATE``, see ``Database.write``). False if there is no such store.
+    """
+    q = select(stores.c.id).where(stores.c.id == store_id)
+    if conn.dialect.name != "sqlite":
+        q = q.with_for_update()
+    return (await conn.execute(q)).first() is not None
+
+
 async def count_for_store(conn: AsyncConnection, store_id: str) -> int:
     q = select(func.count()).select_from(endpoints).where(endpoints.c.store_id == store_id)
     return int((await conn.execute(q)).scalar_one())
