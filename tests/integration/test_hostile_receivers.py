@@ -16,10 +16,17 @@ from pathlib import Path
 import pytest
 import trustme
 from aiohttp import web
-from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.abc import AbstractResolver
 
-from prometora_webhooks.delivery.client import KEEP_BYTES, Sender, SendResult, make_session
-from prometora_webhooks.delivery.guard import GuardedResolver
+from prometora_webhooks.delivery.client import (
+    KEEP_BYTES,
+    READ_CAP,
+    Sender,
+    SendResult,
+    make_session,
+)
+from tests.support.receiver import Received, Receiver, wait_until
+from tests.support.service import Service
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 TIMEOUT = 2.0
@@ -84,9 +91,9 @@ async def https_server(
 def _sender(
     ca_path: str, *, allow_private: bool = True, resolver: AbstractResolver | None = None
 ) -> Sender:
-    session = make_session(allow_private=allow_private, ca_bundle=Path(ca_path), limit=10)
-    if resolver is not None:
-        session.connector._resolver = resolver  # type: ignore[union-attr]
+    session = make_session(
+        allow_private=allow_private, ca_bundle=Path(ca_path), limit=10, resolver=resolver
+    )
     return Sender(session, timeout=TIMEOUT, allow_http=False, allow_private=allow_private)
 
 
@@ -115,32 +122,68 @@ async def test_trickling_body_hits_the_single_deadline(https_server, ca_path) ->
     assert took < TIMEOUT + 1.5
 
 
+def numbered_lines(size: int) -> bytes:
+    """ASCII where every 8-byte line differs ("0000000\\n", "0000001\\n", ...): a body whose
+    first KEEP_BYTES cannot be mistaken for any other 1 KiB of it."""
+    return b"".join(b"%07d\n" % i for i in range(size // 8))
+
+
+GIB = 1 << 30
+SEND_BUFFER = 256 * 1024
+# What a receiver can push into the loopback connection's buffers (its socket's send buffer,
+# our receive buffer, TLS records in flight) before noticing we stopped reading: well under a
+# MiB with the receiver's send buffer fixed, so this is generous. Reading the body to the end
+# would be the whole gigabyte (or the deadline's worth).
+BUFFER_MARGIN = 8 * 1024 * 1024
+
+
+class Flood:
+    """A receiver that streams a huge body and counts the bytes it wrote before the peer
+    went away (a reset or broken pipe on write)."""
+
+    def __init__(self, *, chunked: bool, total: int = GIB) -> None:
+        self.chunked = chunked
+        self.total = total
+        self.written = 0
+        self.stopped_by_peer = False
+        self.done = asyncio.Event()
+        self.pattern = numbered_lines(1 << 20)
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        # A fixed send buffer (no autotuning up to tcp_wmem's max): what is "in the pipe" when
+        # we hang up stays small, so the count measures what we read.
+        sock = request.transport.get_extra_info("socket") if request.transport else None
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+        resp = web.StreamResponse(status=200)
+        if not self.chunked:
+            resp.content_length = self.total  # a gigabyte, announced
+        await resp.prepare(request)
+        try:
+            while self.written < self.total:
+                await resp.write(self.pattern[:65536] if self.written else self.pattern)
+                self.written += 65536 if self.written else len(self.pattern)
+        except (ConnectionError, RuntimeError):
+            self.stopped_by_peer = True
+        finally:
+            self.done.set()
+        return resp
+
+
 @pytest.mark.parametrize("chunked", [False, True], ids=["huge-body", "endless-chunked"])
 async def test_huge_or_endless_response_costs_bounded_bytes(
     https_server, ca_path, chunked: bool
 ) -> None:  # type: ignore[no-untyped-def]
-    sent = [0]
-
-    async def flood(request: web.Request) -> web.StreamResponse:
-        resp = web.StreamResponse(status=200)
-        if not chunked:
-            resp.content_length = 1 << 30  # claims a gigabyte
-        await resp.prepare(request)
-        block = b"A" * 65536
-        try:
-            while sent[0] < (1 << 30):
-                await resp.write(block)
-                sent[0] += len(block)
-        except (ConnectionError, RuntimeError):
-            pass
-        return resp
-
+    flood = Flood(chunked=chunked)
     port = await https_server(flood)
     res, took = await _send(_sender(ca_path), f"https://localhost:{port}/")
     assert res.succeeded  # a 200 is a 200; we simply stop reading
-    assert res.body == b"A" * KEEP_BYTES
+    assert res.body == flood.pattern[:KEEP_BYTES]  # exactly the first 1 KiB
     assert took < TIMEOUT  # stopped early, not at the deadline
-    assert sent[0] < 64 * 1024 * 1024  # the connection was dropped long before a gigabyte
+    await asyncio.wait_for(flood.done.wait(), 10)
+    assert flood.stopped_by_peer  # we hung up; the receiver did not finish
+    # at most READ_CAP read, plus what the buffers held: nowhere near the gigabyte
+    assert flood.written < READ_CAP + BUFFER_MARGIN, flood.written
 
 
 async def test_tls_certificate_for_another_host_fails(https_server, ca_path) -> None:  # type: ignore[no-untyped-def]
@@ -204,66 +247,40 @@ async def test_redirects_to_internal_addresses_are_not_followed(
     assert listener.accepted == 0
 
 
-class RebindingResolver(AbstractResolver):
-    """A resolver the test controls: a public-looking address first, loopback afterwards."""
-
-    def __init__(self, port: int) -> None:
-        self.calls = 0
-        self.port = port
-
-    async def resolve(
-        self, host: str, port: int = 0, family: int = socket.AF_INET
-    ) -> list[ResolveResult]:
-        self.calls += 1
-        addr = "93.184.216.34" if self.calls == 1 else "127.0.0.1"
-        return [
-            ResolveResult(
-                hostname=host, host=addr, port=self.port, family=socket.AF_INET, proto=0, flags=0
-            )
-        ]
-
-    async def close(self) -> None:
-        return None
-
-
-async def test_dns_rebinding_to_loopback_is_refused_before_connecting(
-    listener: Listener, ca_path: str
-) -> None:
-    import ipaddress
-
-    from prometora_webhooks.domain.addresses import classify
-
-    inner = RebindingResolver(listener.port)
-    # "at creation": the name resolves to a public address and passes the check
-    first = await inner.resolve("rebind.example", 443)
-    assert classify(ipaddress.ip_address(first[0]["host"])) is None
-    # "at delivery": the same name now resolves to 127.0.0.1
-    sender = _sender(ca_path, allow_private=False, resolver=GuardedResolver(False, inner))
-    res, _ = await _send(sender, f"https://rebind.example:{listener.port}/hook")
-    assert not res.succeeded
-    assert res.error is not None
-    assert res.error.startswith("blocked:"), res.error
-    assert inner.calls == 2
-    assert listener.accepted == 0  # the socket never opened
-
-
 @pytest.mark.parametrize(
-    "url",
+    ("url", "allow_private", "error"),
     [
-        "https://127.0.0.1:{port}/",
-        "https://[::ffff:127.0.0.1]:{port}/",
-        "https://2130706433:{port}/",
-        "https://169.254.169.254:{port}/latest/meta-data",
+        ("https://127.0.0.1:{port}/", False, "blocked: loopback address"),
+        ("https://[::ffff:127.0.0.1]:{port}/", False, "blocked: IPv6 translation address"),
+        ("https://2130706433:{port}/", False, "blocked: loopback address"),
+        ("https://0x7f.1:{port}/", False, "blocked: loopback address"),
+        ("https://10.0.0.1:{port}/", False, "blocked: private address"),
+        (
+            "https://169.254.169.254:{port}/latest/meta-data",
+            False,
+            "blocked: cloud metadata address",
+        ),
+        # refused even with ALLOW_PRIVATE_NETWORKS
+        (
+            "https://169.254.169.254:{port}/latest/meta-data",
+            True,
+            "blocked: cloud metadata address",
+        ),
+        ("https://169.254.170.23:{port}/v1/credentials", True, "blocked: cloud metadata address"),
+        ("https://[fd00:ec2::23]:{port}/v1/credentials", True, "blocked: cloud metadata address"),
+        ("https://169.254.169.253:{port}/", True, "blocked: cloud metadata address"),
+        ("https://[fe80::1%25lo]:{port}/", True, "blocked: scoped IPv6 address"),
     ],
 )
 async def test_literal_internal_addresses_are_refused_at_delivery(
-    listener: Listener, ca_path: str, url: str
+    listener: Listener, ca_path: str, url: str, allow_private: bool, error: str
 ) -> None:
-    sender = _sender(ca_path, allow_private=False)
+    """The literal's refusal reads like the resolver's ("blocked: private address", ...)."""
+    sender = _sender(ca_path, allow_private=allow_private)
     res, _ = await _send(sender, url.format(port=listener.port))
     assert not res.succeeded
-    assert res.error is not None
-    assert res.error.startswith("blocked:"), res.error
+    assert res.http_status is None
+    assert res.error == error
     assert listener.accepted == 0
 
 
@@ -276,3 +293,42 @@ async def test_proxy_environment_is_ignored(
     res, _ = await _send(_sender(ca_path), f"https://localhost:{port}/")
     assert res.succeeded, res.error
     assert listener.accepted == 0
+
+
+class FloodingReceiver(Receiver):
+    """The suite's HTTPS receiver, answering every request with a gigabyte of numbered lines."""
+
+    def __init__(self, ca: trustme.CA, ca_path: str) -> None:
+        super().__init__(ca, ca_path)
+        self.flood = Flood(chunked=False)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        await request.read()
+        with self._lock:
+            self.requests.append(Received(request.path, dict(request.headers), b"", 0.0))
+        return await self.flood(request)
+
+
+def test_the_delivery_log_keeps_exactly_the_first_kib_of_a_huge_body(
+    service: Service, ca: trustme.CA, ca_path: str
+) -> None:
+    """Through the running service: the attempt succeeds, its logged response_body is the
+    first 1024 bytes of the body exactly, and the service stopped reading at the cap."""
+    receiver = FloodingReceiver(ca, ca_path)
+    receiver.start()
+    try:
+        store_id, key = service.create_store()
+        ep = service.create_endpoint(key, receiver.url("/flood"))
+        assert service.publish(store_id).status_code == 202
+        (attempt,) = service.wait_attempts(key, ep["id"], 1)
+        flood = receiver.flood
+        wait_until(flood.done.is_set, 10, "the receiver to see the hang-up")
+    finally:
+        receiver.stop()
+    assert attempt["status"] == "succeeded", attempt
+    assert attempt["http_status"] == 200
+    assert attempt["error"] is None
+    assert attempt["response_body"] == flood.pattern[:KEEP_BYTES].decode("ascii")
+    assert len(receiver.received("/flood")) == 1
+    assert flood.stopped_by_peer
+    assert flood.written < READ_CAP + BUFFER_MARGIN, flood.written

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import cast
 
+import aiohttp
 import pytest
 
+from prometora_webhooks.delivery.client import Sender
+from prometora_webhooks.delivery.guard import BlockedAddress, _sockaddr_host, check_addresses
 from prometora_webhooks.domain.addresses import METADATA, classify
 
 
@@ -19,6 +23,18 @@ ALWAYS_BLOCKED = [
     ("169.254.169.254", "cloud metadata address"),
     ("fd00:ec2::254", "cloud metadata address"),
     ("169.254.170.2", "cloud metadata address"),  # AWS ECS task metadata
+    ("169.254.170.23", "cloud metadata address"),  # AWS EKS Pod Identity agent
+    ("fd00:ec2::23", "cloud metadata address"),  # AWS EKS Pod Identity agent (IPv6)
+    # the whole blocks clouds keep instance services in, not only the famous addresses
+    ("169.254.169.0", "cloud metadata address"),
+    ("169.254.169.123", "cloud metadata address"),  # AWS NTP
+    ("169.254.169.253", "cloud metadata address"),  # AWS DNS resolver
+    ("169.254.169.255", "cloud metadata address"),
+    ("169.254.170.0", "cloud metadata address"),
+    ("169.254.170.255", "cloud metadata address"),
+    ("fd00:ec2::253", "cloud metadata address"),  # AWS DNS resolver (IPv6)
+    ("fd00:ec2::123", "cloud metadata address"),  # AWS NTP (IPv6)
+    ("fd00:ec2::ffff:1", "cloud metadata address"),
     ("100.100.100.200", "cloud metadata address"),  # Alibaba
     ("168.63.129.16", "cloud metadata address"),  # Azure WireServer, looks public
     # IPv6 prefixes that tunnel to an IPv4 address nobody checked
@@ -81,7 +97,9 @@ PRIVATE = [
     ("192.88.99.1", "private address"),  # deprecated 6to4 relay anycast
     ("fc00::1", "private address"),  # ULA
     ("fd12:3456::1", "private address"),
-    ("fd00:ec2::253", "private address"),  # next to the metadata address
+    ("fd00:ec2:0:1::254", "private address"),  # outside AWS's fd00:ec2::/64
+    ("169.254.168.254", "link-local address"),  # outside the metadata /24s
+    ("169.254.171.1", "link-local address"),
     ("fec0::1", "private address"),  # deprecated site-local
     ("2001:db8::1", "private address"),  # documentation
     ("3fff::1", "private address"),  # documentation (RFC 9637)
@@ -146,5 +164,70 @@ def test_metadata_set_is_the_contracts_and_more() -> None:
 
 
 def test_metadata_neighbours_are_ordinary_link_local() -> None:
-    assert classify(ip("169.254.169.253")) == "link-local address"
-    assert classify(ip("169.254.169.253"), allow_private=True) is None
+    for addr in ("169.254.168.255", "169.254.171.0", "169.254.1.1"):
+        assert classify(ip(addr)) == "link-local address"
+        assert classify(ip(addr), allow_private=True) is None
+
+
+# -- the resolver's check agrees with the URL rule ---------------------------------------------
+
+SCOPED = ["fe80::1%eth0", "fe80::1%2", "fe80::abcd:1234%lo", "fd12:3456::1%eth0"]
+
+
+@pytest.mark.parametrize("addr", SCOPED)
+@pytest.mark.parametrize("allow_private", [False, True])
+def test_resolver_refuses_scoped_addresses_like_the_url_rule(
+    addr: str, allow_private: bool
+) -> None:
+    """getaddrinfo/getnameinfo give link-local answers with their zone: the check keeps it, so
+    a scoped address is refused in development too, exactly as a literal one is."""
+    assert classify(ip(addr), allow_private=allow_private) == "scoped IPv6 address"
+    with pytest.raises(BlockedAddress) as caught:
+        check_addresses([addr], allow_private)
+    assert caught.value.reason == "scoped IPv6 address"
+    assert _check_literal(f"https://[{addr.replace('%', '%25')}]/", allow_private) == (
+        "blocked: scoped IPv6 address"
+    )
+
+
+def test_resolver_keeps_the_scope_of_a_getaddrinfo_answer() -> None:
+    assert _sockaddr_host(("fe80::1", 443, 0, 2)) == "fe80::1%2"
+    assert _sockaddr_host(("fe80::1%eth0", 443, 0, 2)) == "fe80::1%eth0"
+    assert _sockaddr_host(("2606:4700::1", 443, 0, 0)) == "2606:4700::1"
+    assert _sockaddr_host(("8.8.8.8", 443)) == "8.8.8.8"
+    with pytest.raises(BlockedAddress):
+        check_addresses([_sockaddr_host(("fe80::1", 443, 0, 2))], True)
+
+
+@pytest.mark.parametrize(("addr", "reason"), ALWAYS_BLOCKED + PRIVATE)
+@pytest.mark.parametrize("allow_private", [False, True])
+def test_resolver_and_literal_paths_give_the_same_verdict(
+    addr: str, reason: str, allow_private: bool
+) -> None:
+    """One address, two paths (a host name resolving to it; the literal in the URL at delivery
+    time): the same verdict and the same words in the delivery log."""
+    expected = classify(ip(addr), allow_private=allow_private)
+    try:
+        check_addresses([addr], allow_private)
+        by_resolver = None
+    except BlockedAddress as exc:
+        by_resolver = f"blocked: {exc.reason}"
+    host = f"[{addr}]" if ":" in addr else addr
+    literal = _check_literal(f"https://{host}/hook", allow_private)
+    assert by_resolver == literal == (None if expected is None else f"blocked: {expected}")
+
+
+def test_unparseable_resolver_answer_is_refused() -> None:
+    with pytest.raises(BlockedAddress):
+        check_addresses(["not-an-address"], True)
+
+
+def _check_literal(url: str, allow_private: bool) -> str | None:
+    """The verdict the delivery client reaches on a URL before any socket (no session used)."""
+    sender = Sender(
+        cast(aiohttp.ClientSession, None),
+        timeout=1.0,
+        allow_http=False,
+        allow_private=allow_private,
+    )
+    return sender._check(url)

@@ -7,13 +7,15 @@ import ssl
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
 
 from .. import __version__
-from ..domain.addresses import classify
+from ..domain.addresses import IPAddress, classify
 from ..domain.errors import UrlRejected
-from ..domain.urls import check_url
+from ..domain.urls import check_url, parse_ip_host
 from .guard import BlockedAddress, GuardedResolver
 
 USER_AGENT = f"Prometora-Webhooks/{__version__}"
@@ -40,13 +42,18 @@ def ssl_context(ca_bundle: Path | None) -> ssl.SSLContext:
 
 
 def make_session(
-    *, allow_private: bool, ca_bundle: Path | None, limit: int
+    *,
+    allow_private: bool,
+    ca_bundle: Path | None,
+    limit: int,
+    resolver: AbstractResolver | None = None,
 ) -> aiohttp.ClientSession:
+    """``resolver`` answers the lookups (the system's by default); every answer is checked."""
     connector = aiohttp.TCPConnector(
         limit=limit,
         limit_per_host=0,
         ssl=ssl_context(ca_bundle),
-        resolver=GuardedResolver(allow_private),
+        resolver=GuardedResolver(allow_private, resolver),
         use_dns_cache=False,
         keepalive_timeout=30,
     )
@@ -125,14 +132,17 @@ class Sender:
         return verdict
 
     def _check(self, url: str) -> str | None:
-        try:
-            checked = check_url(url, allow_http=self._allow_http, allow_private=self._allow_private)
-        except UrlRejected as exc:
-            return f"blocked: {exc.message}"[:200]
-        if checked.ip is not None:
-            reason = classify(checked.ip, allow_private=self._allow_private)
+        """An IP literal refused reads as the resolver's refusal ("blocked: private address");
+        any other problem with the URL as the validator states it."""
+        ip = _literal_ip(url)
+        if ip is not None:
+            reason = classify(ip, allow_private=self._allow_private)
             if reason is not None:
                 return f"blocked: {reason}"
+        try:
+            check_url(url, allow_http=self._allow_http, allow_private=self._allow_private)
+        except UrlRejected as exc:
+            return f"blocked: {exc.message}"[:200]
         return None
 
     async def send(self, url: str, body: bytes, headers: dict[str, str]) -> SendResult:
@@ -166,6 +176,15 @@ class Sender:
         return SendResult(
             False, status if error != "timeout" else None, elapsed, error, data, retry_after
         )
+
+
+def _literal_ip(url: str) -> IPAddress | None:
+    """The address a URL's host names literally (in any notation), or None."""
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return None
+    return parse_ip_host(host.rstrip(".")) if host else None
 
 
 async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:

@@ -27,11 +27,26 @@ class BlockedAddress(OSError):
 
 
 def check_addresses(addresses: list[str], allow_private: bool) -> None:
+    """Refuse unless every address may be contacted.
+
+    An address keeps its zone (``fe80::1%eth0``): a scoped address is refused as the URL rule
+    refuses one, rather than passing as plain link-local once its scope is cut off."""
     for a in addresses:
-        addr = ipaddress.ip_address(a.split("%", 1)[0])
+        try:
+            addr = ipaddress.ip_address(a)
+        except ValueError:
+            raise BlockedAddress("unrecognised address") from None
         reason = classify(addr, allow_private=allow_private)
         if reason is not None:
             raise BlockedAddress(reason)
+
+
+def _sockaddr_host(sockaddr: Any) -> str:
+    """The address of a getaddrinfo sockaddr, with its IPv6 scope id when it has one."""
+    host = str(sockaddr[0])
+    if len(sockaddr) >= 4 and sockaddr[3] and "%" not in host:
+        return f"{host}%{sockaddr[3]}"
+    return host
 
 
 class GuardedResolver(AbstractResolver):
@@ -50,15 +65,29 @@ class GuardedResolver(AbstractResolver):
         await self._inner.close()
 
 
-async def check_host(host: str, allow_private: bool, timeout: float = 3.0) -> None:
+async def check_host(
+    host: str,
+    allow_private: bool,
+    timeout: float = 3.0,
+    *,
+    resolver: AbstractResolver | None = None,
+) -> None:
     """At endpoint creation: refuse a host name that resolves to an internal address.
 
     A name that does not resolve (yet) is accepted; its deliveries fail until it does.
+    ``resolver`` replaces the system's getaddrinfo (tests inject one they control).
     """
-    loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(timeout):
-            infos: list[Any] = await loop.getaddrinfo(host, 443, type=socket.SOCK_STREAM)
+            if resolver is None:
+                loop = asyncio.get_running_loop()
+                infos: list[Any] = await loop.getaddrinfo(host, 443, type=socket.SOCK_STREAM)
+                addresses = [_sockaddr_host(info[4]) for info in infos]
+            else:
+                results = await resolver.resolve(host, 443, socket.AF_UNSPEC)
+                addresses = [r["host"] for r in results]
+    except BlockedAddress:
+        raise  # a guarding resolver already refused it
     except (OSError, TimeoutError, UnicodeError):
         return
-    check_addresses([str(info[4][0]) for info in infos], allow_private)
+    check_addresses(addresses, allow_private)

@@ -4,7 +4,9 @@ A webhook sender POSTs to URLs its customers type in, so every address is checke
 socket opens. ``classify`` names the reason an address is refused, or returns None.
 Cloud metadata and translation prefixes (NAT64, 6to4, Teredo, IPv4-mapped/compatible) are
 refused even when private networks are allowed: they reach the cloud metadata service or
-tunnel to addresses that were never checked.
+tunnel to addresses that were never checked. Besides the well-known metadata addresses, the
+link-local blocks clouds put their instance services in (AWS: IMDS, the DNS resolver, NTP, ECS
+task metadata, EKS Pod Identity) are refused whole, so a neighbour of a known address is too.
 """
 
 from __future__ import annotations
@@ -16,11 +18,23 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 METADATA = frozenset(
     {
         ipaddress.ip_address("169.254.169.254"),
-        ipaddress.ip_address("169.254.170.2"),
+        ipaddress.ip_address("169.254.170.2"),  # AWS ECS task metadata
+        ipaddress.ip_address("169.254.170.23"),  # AWS EKS Pod Identity agent
         ipaddress.ip_address("100.100.100.200"),
         ipaddress.ip_address("168.63.129.16"),  # Azure WireServer
         ipaddress.ip_address("fd00:ec2::254"),
+        ipaddress.ip_address("fd00:ec2::23"),  # AWS EKS Pod Identity agent (IPv6)
     }
+)
+
+# Whole blocks of cloud instance services, refused like the addresses above.
+METADATA_NETWORKS = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "169.254.169.0/24",  # AWS IMDS, DNS resolver (.253), NTP (.123); GCP, Azure, OCI IMDS
+        "169.254.170.0/24",  # AWS ECS task metadata (.2), EKS Pod Identity (.23)
+        "fd00:ec2::/64",  # AWS IPv6 IMDS (::254), DNS (::253), NTP (::123), EKS (::23)
+    )
 )
 
 _ALWAYS_BLOCKED_V6 = tuple(
@@ -66,7 +80,7 @@ _PRIVATE_V6 = tuple(
 
 def classify(addr: IPAddress, *, allow_private: bool = False) -> str | None:
     """Return why ``addr`` may not be contacted, or None if it may."""
-    if addr in METADATA:
+    if addr in METADATA or any(addr in n for n in METADATA_NETWORKS):
         return "cloud metadata address"
     if isinstance(addr, ipaddress.IPv6Address):
         if addr.scope_id:
