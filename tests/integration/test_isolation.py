@@ -1,19 +1,24 @@
 """Store isolation: a store API key never sees, changes or triggers another store's objects.
 
-Each case runs store A's key against store B's endpoint (or B's event) and expects the 404 of
-an object that does not exist; then checks that nothing of B changed and nothing was sent to it.
+The matrix is derived from the application's routes: every store-scoped route with an id in
+its path runs store A's key against store B's endpoint (or B's event) and expects the 404 of an
+object that does not exist; every store-scoped route is also called naming B's store; every
+platform route refuses a store key (403). Then nothing of B changed and nothing was sent to it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from prometora_webhooks.api import deps
 from tests.support.api_helpers import assert_error, module_receiver, module_service, unique_path
 from tests.support.receiver import Receiver
-from tests.support.service import Service
+from tests.support.routes import RouteInfo, api_routes
+from tests.support.service import ORDER, Service
 
 shared_service = module_service()
 shared_receiver = module_receiver()
@@ -44,16 +49,25 @@ class Snapshot:
     endpoint: dict[str, Any]
     secret: str
     attempts: list[dict[str, Any]]
+    endpoint_ids: list[str]
+    store: dict[str, Any]
 
 
 def snapshot(svc: Service, t: Tenant) -> Snapshot:
-    """B's state as B sees it (through its own key)."""
+    """B's state as B sees it (through its own key: a rotated key would fail here), and B's
+    store as the platform sees it."""
     secret = svc.request("GET", f"/v1/endpoints/{t.endpoint['id']}/secret", t.key)
     assert secret.status_code == 200, secret.text
+    listed = svc.request("GET", "/v1/endpoints?limit=100", t.key)
+    assert listed.status_code == 200, listed.text
+    store = svc.admin("GET", f"/v1/stores/{t.store_id}")
+    assert store.status_code == 200, store.text
     return Snapshot(
         svc.endpoint(t.key, t.endpoint["id"]),
         secret.json()["secret"],
         svc.attempts(t.key, t.endpoint["id"]),
+        [e["id"] for e in listed.json()["data"]],
+        store.json(),
     )
 
 
@@ -72,42 +86,141 @@ def fresh_tenants(shared_service: Service, shared_receiver: Receiver) -> tuple[T
     return make_pair(shared_service, shared_receiver)
 
 
-# (method, path, json body); {ep} is B's endpoint, {own} is A's, {evt} is B's event.
-CROSS_STORE = [
-    pytest.param("GET", "/v1/endpoints/{ep}", None, id="get-endpoint"),
-    pytest.param(
-        "PATCH",
-        "/v1/endpoints/{ep}",
-        {"description": "taken", "enabled": False, "url": "https://evil.example.com/"},
-        id="patch-endpoint",
-    ),
-    pytest.param("DELETE", "/v1/endpoints/{ep}", None, id="delete-endpoint"),
-    pytest.param("GET", "/v1/endpoints/{ep}/secret", None, id="get-secret"),
-    pytest.param("POST", "/v1/endpoints/{ep}/secret/rotate", None, id="rotate-secret"),
-    pytest.param("GET", "/v1/endpoints/{ep}/deliveries", None, id="deliveries"),
-    pytest.param("POST", "/v1/endpoints/{ep}/test", {"type": "order.created"}, id="test-send"),
-    pytest.param("POST", "/v1/endpoints/{ep}/events/{evt}/resend", None, id="resend"),
-    pytest.param("POST", "/v1/endpoints/{own}/events/{evt}/resend", None, id="resend-own-endpoint"),
-    pytest.param("GET", "/v1/endpoints/{ep}?store_id={b}", None, id="get-with-b-store-id"),
-]
+# -- the matrix, derived from the application's own routes -----------------------------------
+
+ROUTES = [r for r in api_routes() if r.path.startswith("/v1/")]
+# A valid body for each route that takes one: with it, only isolation can refuse the request.
+# A new route with a body fails below (422) until it is given one here.
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("POST", "/v1/endpoints"): {"url": "https://evil.example.com/", "events": ["order.created"]},
+    ("PATCH", "/v1/endpoints/{endpoint_id}"): {
+        "description": "taken",
+        "enabled": False,
+        "url": "https://evil.example.com/",
+        "headers": {"X-Owned": "yes"},
+    },
+    ("POST", "/v1/endpoints/{endpoint_id}/test"): {"type": "order.created"},
+    ("POST", "/v1/endpoints/{endpoint_id}/recover"): {"since": "{since}"},
+    ("PATCH", "/v1/stores/{store_id}"): {"name": "taken", "plan": "free"},
+    ("POST", "/v1/stores/{store_id}/events"): {"type": "order.created", "data": ORDER},
+}
 
 
-@pytest.mark.parametrize(("method", "template", "body"), CROSS_STORE)
+def _scope(route: RouteInfo) -> str:
+    if deps.admin in route.dependencies:
+        return "platform"
+    if deps.store_scope in route.dependencies:
+        return "store"
+    return "any"  # e.g. the catalog: any valid token, nothing store-owned
+
+
+@dataclass(frozen=True)
+class Case:
+    method: str
+    route: str  # the route's template
+    path: str  # with {ep}, {own}, {evt}, {b} (B's endpoint, A's endpoint, B's event, B's store)
+    status: int
+    code: str
+    body: dict[str, Any] | None
+
+    @property
+    def id(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+def _cases() -> list[Case]:
+    cases: list[Case] = []
+    for r in ROUTES:
+        scope = _scope(r)
+        body = BODIES.get((r.method, r.path))
+        if scope == "store":
+            ids = {"endpoint_id": "{ep}", "event_id": "{evt}"}
+            unknown = set(r.params) - set(ids)
+            assert not unknown, f"{r.method} {r.path}: no foreign id for {unknown}; add one"
+            path = r.path.format(**ids)
+            if r.params:  # B's ids with A's key
+                cases.append(Case(r.method, r.path, path, 404, "not_found", body))
+            if "event_id" in r.params:  # B's event on A's own endpoint
+                own = r.path.format(endpoint_id="{own}", event_id="{evt}")
+                cases.append(Case(r.method, r.path, own, 404, "not_found", body))
+            # A's key naming B's store too (every store-scoped route, with or without ids)
+            cases.append(Case(r.method, r.path, path + "?store_id={b}", 404, "not_found", body))
+        elif scope == "platform" and r.params:
+            assert set(r.params) == {"store_id"}, f"{r.method} {r.path}: which ids?"
+            path = r.path.format(store_id="{b}")
+            cases.append(Case(r.method, r.path, path, 403, "forbidden", body))
+        elif r.params:
+            raise AssertionError(f"{r.method} {r.path}: neither store-scoped nor platform")
+    return cases
+
+
+CASES = _cases()
+
+
+def test_the_matrix_covers_every_route() -> None:
+    """The matrix is built from the app; make sure that built something, and the routes the
+    contract names are in it."""
+    store_routes = {(c.method, c.route) for c in CASES if c.status == 404}
+    platform_routes = {(c.method, c.route) for c in CASES if c.status == 403}
+    assert len(store_routes) >= 12, store_routes
+    assert len(platform_routes) >= 5, platform_routes
+    assert len(CASES) >= 25, len(CASES)
+    for wanted in [
+        ("GET", "/v1/endpoints/{endpoint_id}"),
+        ("PATCH", "/v1/endpoints/{endpoint_id}"),
+        ("DELETE", "/v1/endpoints/{endpoint_id}"),
+        ("GET", "/v1/endpoints/{endpoint_id}/secret"),
+        ("POST", "/v1/endpoints/{endpoint_id}/secret/rotate"),
+        ("GET", "/v1/endpoints/{endpoint_id}/deliveries"),
+        ("POST", "/v1/endpoints/{endpoint_id}/test"),
+        ("POST", "/v1/endpoints/{endpoint_id}/recover"),
+        ("POST", "/v1/endpoints/{endpoint_id}/events/{event_id}/resend"),
+        ("GET", "/v1/events/stream"),
+        ("POST", "/v1/endpoints"),
+    ]:
+        assert wanted in store_routes, wanted
+    paths = {c.path for c in CASES}
+    assert "/v1/endpoints/{own}/events/{evt}/resend" in paths  # B's event, A's endpoint
+    assert "/v1/endpoints/{ep}/recover" in paths
+    # every route with a path parameter under /v1 is in the matrix
+    with_ids = {(r.method, r.path) for r in ROUTES if r.params}
+    assert with_ids <= store_routes | platform_routes, with_ids - store_routes - platform_routes
+
+
+def _since() -> str:
+    return (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _fill(value: Any, since: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _fill(v, since) for k, v in value.items()}
+    return since if value == "{since}" else value
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_store_key_cannot_reach_another_store(
     shared_service: Service,
     shared_receiver: Receiver,
     tenants: tuple[Tenant, Tenant],
-    method: str,
-    template: str,
-    body: dict[str, Any] | None,
+    case: Case,
 ) -> None:
     svc = shared_service
     a, b = tenants
     before = snapshot(svc, b)
-    path = template.format(ep=b.endpoint["id"], own=a.endpoint["id"], evt=b.event_id, b=b.store_id)
-    kwargs = {"json": body} if body is not None else {}
-    r = svc.request(method, path, a.key, **kwargs)
-    assert_error(r, 404, "not_found", f"{method} {template}")
+    path = case.path.format(
+        ep=b.endpoint["id"],
+        own=a.endpoint["id"],
+        evt=b.event_id,
+        own_evt=a.event_id,
+        b=b.store_id,
+    )
+    kwargs: dict[str, Any] = {}
+    if case.body is not None:
+        kwargs["json"] = _fill(case.body, _since())
+    r = svc.request(case.method, path, a.key, **kwargs)
+    assert_error(r, case.status, case.code, case.id)
+    for secret_of_b in (before.secret, b.endpoint["url"], b.endpoint["description"], b.key):
+        assert secret_of_b not in r.text, case.id
 
     # A barrier: a new event for B is delivered and logged; a rogue send queued by the request
     # above would have been made by then (the worker takes work in order of its due time).
@@ -119,9 +232,12 @@ def test_store_key_cannot_reach_another_store(
 
     after = snapshot(svc, b)
     assert after.secret == before.secret
+    assert after.endpoint["enabled"] is True
     assert {k: v for k, v in after.endpoint.items() if k != "last_triggered_at"} == {
         k: v for k, v in before.endpoint.items() if k != "last_triggered_at"
     }
+    assert after.endpoint_ids == before.endpoint_ids == [b.endpoint["id"]]
+    assert after.store == before.store
     assert after.attempts[1:] == before.attempts
     assert after.attempts[0]["event_id"] == barrier.json()["id"]
     assert all(x["trigger"] == "scheduled" for x in after.attempts)
@@ -130,6 +246,41 @@ def test_store_key_cannot_reach_another_store(
     # A's own endpoint got nothing from B's event either.
     assert len(shared_receiver.received(a.path)) == 1
     assert len(svc.attempts(a.key, a.endpoint["id"])) == 1
+
+
+def test_stream_does_not_resume_after_another_stores_event(
+    shared_service: Service, fresh_tenants: tuple[Tenant, Tenant]
+) -> None:
+    """GET /v1/events/stream with Last-Event-ID naming B's event: the cursor is not A's, so the
+    stream starts from now (no replay of anything after B's event), and carries A's events only.
+    """
+    svc = shared_service
+    a, b = fresh_tenants
+    # Published after B's event and before the stream: replayed only if B's cursor were honoured.
+    early = svc.publish(a.store_id, "seller.registered")
+    assert early.status_code == 202, early.text
+    seen: list[str] = []
+    with svc.http.stream(
+        "GET",
+        svc.base_url + "/v1/events/stream",
+        headers={"Authorization": f"Bearer {a.key}", "Last-Event-ID": b.event_id},
+        timeout=30,
+    ) as resp:
+        assert resp.status_code == 200, resp.read()
+        lines = resp.iter_lines()
+        assert next(lines) == ": connected"
+        b_event = svc.publish(b.store_id, "order.created")
+        assert b_event.status_code == 202, b_event.text
+        mine = svc.publish(a.store_id, "order.created")
+        assert mine.status_code == 202, mine.text
+        for line in lines:
+            if line.startswith("id: "):
+                seen.append(line.removeprefix("id: "))
+                if seen[-1] == mine.json()["id"]:
+                    break
+            for of_b in (b.store_id, b.event_id, b_event.json()["id"]):
+                assert of_b not in line
+    assert seen == [mine.json()["id"]], seen
 
 
 def test_lists_show_only_own_endpoints(
