@@ -11,6 +11,7 @@ from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 from tests.e2e.conftest import WEBHOOKS, Dashboard
 from tests.support.api_helpers import unique_path
 from tests.support.receiver import Receiver
+from tests.support.routes import api_routes
 
 
 def card(page: Page, endpoint_id: str) -> Locator:
@@ -404,3 +405,103 @@ def test_works_without_javascript(dash: Dashboard, browser: Browser, receiver: R
         assert dash.svc.request("GET", f"/v1/endpoints/{ep['id']}", key).status_code == 404
     finally:
         ctx.close()
+
+
+# -- hostile strings and forged forms --------------------------------------------------------
+
+XSS_DESCRIPTION = "<img src=x onerror=alert(1)>"
+XSS_PATH = "/x-\"'><svg/onload=alert(2)><b>bold</b>?q=<script>alert(3)</script>&r='\""
+
+
+def test_receiver_controlled_strings_render_as_text(
+    dash: Dashboard, page: Page, receiver: Receiver
+) -> None:
+    """A description and a URL full of markup are shown as the characters typed: no element
+    is made from them, on the page or in its live updates (a dialog would fail the test)."""
+    store_id, key = dash.svc.create_store()
+    url = receiver.url(XSS_PATH)
+    ep = dash.svc.create_endpoint(key, url, description=XSS_DESCRIPTION)
+    assert ep["url"] == url  # stored as typed
+    dash.login(page, store_id)
+    c = card(page, ep["id"])
+    expect(c).to_contain_text(XSS_DESCRIPTION)
+    expect(c).to_contain_text(url)
+
+    def no_injected_elements() -> None:
+        assert page.locator("img[src='x'], [onerror], [onload]").count() == 0
+        assert page.locator("svg[onload], b:text-is('bold')").count() == 0
+        assert page.locator("script:not([src])").count() == 0  # only the dashboard's own file
+        assert page.evaluate("window.__xss === undefined")
+
+    no_injected_elements()
+    # the live parts are re-rendered and swapped in by the page's script: still text
+    assert dash.svc.publish(store_id).status_code == 202
+    expect(c.locator(".last-triggered")).to_have_text("just now")
+    expect(c).to_contain_text(XSS_DESCRIPTION)
+    no_injected_elements()
+
+
+DASHBOARD_POSTS = [
+    r for r in api_routes() if r.path.startswith("/dashboard/") and r.method == "POST"
+]
+# The rest of each form (everything but the token), so only the token can be the reason.
+FORM_FIELDS: dict[str, dict[str, str]] = {
+    "/dashboard/webhooks/endpoints": {
+        "url": "https://forged.example.com/hook",
+        "events": "order.created",
+        "format": "standard",
+    },
+    "/dashboard/webhooks/endpoints/{endpoint_id}/delete": {"confirmed": "yes"},
+    "/dashboard/webhooks/endpoints/{endpoint_id}/test": {"type": "order.created"},
+    "/dashboard/webhooks/endpoints/{endpoint_id}/recover": {"window": "day"},
+}
+
+
+def test_every_dashboard_post_needs_the_csrf_token(
+    dash: Dashboard, page: Page, context: BrowserContext, receiver: Receiver
+) -> None:
+    """Every state-changing route of the dashboard (read from the app's routes), posted with the
+    session cookie but without this session's token, is refused with 403 and changes nothing."""
+    assert len(DASHBOARD_POSTS) >= 9, [r.path for r in DASHBOARD_POSTS]
+    assert "/dashboard/logout" in {r.path for r in DASHBOARD_POSTS}
+    svc = dash.svc
+    store_id, key = svc.create_store()
+    path = unique_path()
+    ep = svc.create_endpoint(key, receiver.url(path))
+    delivered = svc.publish(store_id).json()["id"]
+    receiver.wait_for(1, path)
+    # An event missed while disabled: "recover" would queue it, "test"/"resend" would send.
+    svc.request("PATCH", f"/v1/endpoints/{ep['id']}", key, json={"enabled": False})
+    assert svc.publish(store_id).status_code == 202
+    svc.request("PATCH", f"/v1/endpoints/{ep['id']}", key, json={"enabled": True})
+    svc.wait_attempts(key, ep["id"], 1)
+
+    def state() -> tuple[object, ...]:
+        endpoints = [
+            {k: v for k, v in e.items() if k != "last_triggered_at"}  # (the barrier moves it)
+            for e in svc.request("GET", "/v1/endpoints", key).json()["data"]
+        ]
+        secret = svc.request("GET", f"/v1/endpoints/{ep['id']}/secret", key).json()["secret"]
+        return (endpoints, secret, svc.attempts(key, ep["id"]))
+
+    before = state()
+    dash.login(page, store_id)
+    ids = {"endpoint_id": ep["id"], "event_id": delivered}
+    for route in DASHBOARD_POSTS:
+        target = svc.base_url + route.path.format(**ids)
+        fields = FORM_FIELDS.get(route.path, {})
+        for token in (None, "0" * 64):
+            form = dict(fields) if token is None else {**fields, "csrf_token": token}
+            r = context.request.post(target, form=form, max_redirects=0)
+            assert r.status == 403, f"{route.path} with token={token!r}: {r.status}"
+            assert "This form could not be accepted" in r.text(), route.path
+    # Still signed in (logout was refused too), and nothing changed or was sent.
+    r = context.request.get(svc.base_url + "/dashboard/webhooks", max_redirects=0)
+    assert r.status == 200
+    barrier = svc.publish(store_id).json()["id"]
+    got = receiver.wait_for(2, path)
+    svc.wait_attempts(key, ep["id"], 2)
+    assert [g.headers["webhook-id"] for g in got] == [delivered, barrier]
+    endpoints, secret, attempts = state()
+    assert (endpoints, secret) == before[:2]
+    assert attempts[1:] == before[2]
