@@ -420,7 +420,7 @@ def listen(
     """Forward a store's live events to a local URL, signed with a printed secret."""
     import os
 
-    from .listen import Forwarder
+    from .listen import Forwarder, ListenError
 
     settings = _settings()
     api = api_url or settings.public_url or "http://127.0.0.1:8000"
@@ -429,19 +429,30 @@ def listen(
         _fail("--token (or PROMETORA_WEBHOOKS_API_KEY / PROMETORA_WEBHOOKS_ADMIN_TOKEN) is needed")
         return
     fwd = Forwarder(api, tok, store, forward_to, lambda line: typer.echo(line))
-    typer.echo(f"Ready! Your webhook signing secret is {fwd.secret}")
-    typer.echo(f"Forwarding {store}'s events to {forward_to} (Ctrl-C to stop)")
+    typer.echo(f"Your webhook signing secret is {fwd.secret}")
+    typer.echo(f"Connecting to {api} for {store}'s events (Ctrl-C to stop)")
 
-    async def main() -> None:
+    async def main() -> str | None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         runner = asyncio.create_task(fwd.run(stop))
-        await stop.wait()
-        runner.cancel()
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({runner, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not runner.done():
+            runner.cancel()
+            return None
+        try:
+            runner.result()
+        except ListenError as exc:
+            return str(exc)
+        return None
 
-    asyncio.run(main())
+    problem = asyncio.run(main())
+    if problem is not None:
+        _fail(problem, 1)
 
 
 @app.command("generate-key")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -43,6 +44,24 @@ async def read_sse(resp: aiohttp.ClientResponse) -> AsyncIterator[SseEvent]:
                 data = data + b"\n" + value if data else value
 
 
+class ListenError(Exception):
+    """The stream was refused or ended for good (bad token, unknown store, rotated key)."""
+
+
+# Answers that will not change by retrying: stop with the server's message.
+_FINAL_STATUSES = frozenset({400, 401, 402, 403, 404, 422})
+
+
+def _error_message(status: int | None, text: str) -> str:
+    """The message of an error envelope ``{"error": {"code", "message"}}``, with its code."""
+    where = f"HTTP {status} " if status is not None else ""
+    try:
+        error = json.loads(text)["error"]
+        return f"{error['message']} ({where}{error['code']})"
+    except (ValueError, KeyError, TypeError):
+        return f"{where}{text[:300]}".strip()
+
+
 class Forwarder:
     def __init__(
         self,
@@ -55,13 +74,17 @@ class Forwarder:
     ) -> None:
         self.secret = secret or generate_secret()
         self._key = secret_key(self.secret)
+        self._store_id = store_id
         self._stream_url = f"{api_url.rstrip('/')}/v1/events/stream?store_id={store_id}"
         self._headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
         self._forward_to = forward_to
         self._echo = echo
         self.forwarded = 0
+        self.connected = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Follow the stream until ``stop`` is set, reconnecting (with Last-Event-ID) after
+        network errors and server errors; raise ``ListenError`` when the stream is refused."""
         last_id: str | None = None
         backoff = 0.5
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
@@ -73,14 +96,36 @@ class Forwarder:
                 try:
                     async with session.get(self._stream_url, headers=headers) as resp:
                         if resp.status != 200:
-                            text = (await resp.text())[:300]
-                            raise RuntimeError(f"stream refused: HTTP {resp.status} {text}")
+                            message = _error_message(resp.status, await resp.text())
+                            if resp.status in _FINAL_STATUSES:
+                                raise ListenError(f"the event stream was refused: {message}")
+                            raise aiohttp.ClientResponseError(
+                                resp.request_info, (), status=resp.status, message=message
+                            )
                         backoff = 0.5
+                        # The server fixes the stream's starting point before it answers, so
+                        # every event published from now on is forwarded.
+                        if not self.connected.is_set():
+                            self.connected.set()
+                            self._echo(
+                                f"Ready! Forwarding events for {self._store_id} "
+                                f"to {self._forward_to}"
+                            )
+                        else:
+                            self._echo("stream reconnected")
                         async for ev in read_sse(resp):
+                            if ev.type == "error":
+                                raise ListenError(
+                                    "the event stream ended: "
+                                    + _error_message(None, ev.data.decode(errors="replace"))
+                                )
                             last_id = ev.id or last_id
                             await self._forward(session, ev)
                 except (aiohttp.ClientError, OSError) as exc:
-                    self._echo(f"stream interrupted ({exc.__class__.__name__}); reconnecting")
+                    why = exc.__class__.__name__
+                    if isinstance(exc, aiohttp.ClientResponseError):
+                        why = f"{exc.message}"
+                    self._echo(f"stream interrupted ({why}); reconnecting")
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
 
