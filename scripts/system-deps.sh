@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite needs when they are missing (Debian/Ubuntu):
-# PostgreSQL server binaries and Chromium; with `venv`, only what creating a virtualenv needs.
+# PostgreSQL server binaries, Chromium and Node.js; with `venv`, only what creating a virtualenv
+# needs.
 set -euo pipefail
 
 need=()
@@ -13,6 +14,10 @@ fi
 # by it: `playwright install` is not needed).
 if [ "${1:-}" != "venv" ] && [ ! -x /usr/bin/chromium ]; then
   need+=(chromium fonts-liberation)
+fi
+# Node.js runs the receiver docs' JavaScript verification snippet (its test skips without node).
+if [ "${1:-}" != "venv" ] && ! command -v node >/dev/null 2>&1; then
+  need+=(nodejs)
 fi
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
