@@ -147,6 +147,30 @@ def test_published_event_appears_live_as_green_200(
     dash.shoot(page, "delivery-success")
 
 
+def test_recent_deliveries_shows_the_ten_newest(
+    dash: Dashboard, page: Page, receiver: Receiver
+) -> None:
+    """12 deliveries: the page lists exactly the 10 newest, newest first, and live updates
+    keep it at 10."""
+    store_id, key = dash.svc.create_store()
+    path = unique_path()
+    ep = dash.svc.create_endpoint(key, receiver.url(path), events=["order.created"])
+    ids = [dash.svc.publish(store_id).json()["id"] for _ in range(11)]
+    receiver.wait_for(11, path)
+    dash.login(page, store_id)
+    deliveries = open_deliveries(page, ep["id"])
+    rows = deliveries.locator(".attempt")
+    expect(rows).to_have_count(10)
+    page.evaluate("window.__noReload = true")
+    ids.append(dash.svc.publish(store_id).json()["id"])
+    expect(rows.first).to_contain_text(ids[-1])  # the 12th arrives live, at the top
+    expect(rows).to_have_count(10)
+    shown = [rows.nth(i).locator(".attempt-detail").text_content() or "" for i in range(10)]
+    for event_id, text in zip(reversed(ids[2:]), shown, strict=True):
+        assert event_id in text
+    assert page.evaluate("window.__noReload") is True
+
+
 def test_failing_endpoint_shows_red_badges_and_retries(
     dash: Dashboard, page: Page, receiver: Receiver
 ) -> None:

@@ -14,10 +14,12 @@ import re
 import time
 from collections import Counter
 
+import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 import prometora_webhooks
+from tests.support import dbpeek
 from tests.support.delivery_helpers import (
     DELIVERY_TIMEOUT,
     RETRY_DELAYS,
@@ -373,6 +375,37 @@ def test_idempotent_publish_replays_the_first_event_and_delivers_once(
     assert ids == Counter({first.json()["id"]: 1, other: 1}), ids
     log = shop.wait_attempts(ep["id"], lambda a: len(a) == 2, "two attempts logged")
     assert sorted(a["event_id"] for a in log) == sorted([first.json()["id"], other])
+
+
+def test_idempotency_key_is_forgotten_after_24_hours(shop: Shop, receiver: Receiver) -> None:
+    """Within 24 h a key replays; once its first event is older than that, the same key
+    publishes (and delivers) a new event, which then owns the key."""
+    shop.endpoint(receiver.url("/hook"))
+    key = {"Idempotency-Key": "order-ord_expiring"}
+
+    def publish() -> httpx.Response:
+        return shop.svc.publish(shop.id, "order.created", headers=key)
+
+    first = publish()
+    assert first.status_code == 202, first.text
+    assert publish().headers["idempotent-replayed"] == "true"
+    aged = dbpeek.execute(
+        shop.svc.env["PROMETORA_WEBHOOKS_DATABASE_URL"],
+        "UPDATE events SET created_at = created_at - :ms WHERE id = :id",
+        ms=24 * 3600 * 1000 + 1000,
+        id=first.json()["id"],
+    )
+    assert aged == 1
+    again = publish()
+    assert again.status_code == 202, again.text
+    assert "idempotent-replayed" not in again.headers
+    assert again.json()["id"] != first.json()["id"]
+    got = receiver.wait_for(2, "/hook")
+    assert sorted(event_ids(got)) == sorted([first.json()["id"], again.json()["id"]])
+    replay = publish()
+    assert replay.status_code == 200
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.json()["id"] == again.json()["id"]
 
 
 def test_rotated_secret_signs_alongside_the_old_one_newest_first(

@@ -30,3 +30,18 @@ def query(db_url: str, sql: str, **params: Any) -> list[tuple[Any, ...]]:
 def scalar(db_url: str, sql: str, **params: Any) -> Any:
     (row,) = query(db_url, sql, **params)
     return row[0]
+
+
+def execute(db_url: str, sql: str, **params: Any) -> int:
+    """Run one writing statement in its own transaction (to age rows, say); return rowcount."""
+
+    async def run() -> int:
+        engine = create_async_engine(async_url(db_url))
+        try:
+            async with engine.begin() as conn:
+                result = await conn.execute(text(sql), params)
+                return int(result.rowcount or 0)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
