@@ -27,6 +27,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from .. import metrics
 from ..config import Settings
 from ..crypto import DecryptError, SecretBox
@@ -145,8 +147,7 @@ class Worker:
                 continue
             want = min(free, MAX_CLAIM)
             try:
-                batch = await self._claim(want)
-                jobs = await self._prepare(batch) if batch else []
+                batch, jobs = await self._claim(want)
                 idle = len(batch) < want and await self._idle_wait()
                 backoff = 0.5
             except Exception as exc:
@@ -192,7 +193,13 @@ class Worker:
             return MAX_IDLE_S
         return max(0.01, min(MAX_IDLE_S, (next_at - now_ms()) / 1000))
 
-    async def _claim(self, limit: int) -> list[Claimed]:
+    async def _claim(
+        self, limit: int
+    ) -> tuple[list[Claimed], list[tuple[Claimed, _Target, str, bytes]]]:
+        """Claim due rows and load what sending them needs. On PostgreSQL both happen in one
+        transaction (each round trip costs a context switch on a busy machine); on SQLite the
+        loading happens after it, in a read transaction, so that publishes are not kept
+        waiting for the one writer."""
         now = now_ms()
         lease_until = now + int((self._s.delivery_timeout + LEASE_MARGIN_S) * 1000)
         token = self.lease_prefix + secrets.token_hex(8)
@@ -211,14 +218,29 @@ class Worker:
                 else:
                     over.append((c.id, c.lease_token))
             await queue.release(conn, over, now)
-        return keep
+            loaded = await self._load(conn, keep, now) if keep and not self._db.is_sqlite else None
+        if not keep:
+            return keep, []
+        if loaded is None:
+            async with self._db.read() as conn:
+                loaded = await self._load(conn, keep, now)
+        return keep, self._prepare(keep, *loaded)
 
-    async def _prepare(self, batch: list[Claimed]) -> list[tuple[Claimed, _Target, str, bytes]]:
-        """Load endpoints, secrets and bodies for a claimed batch; drop what may not be sent."""
-        now = now_ms()
-        async with self._db.read() as conn:
-            rows = await ep_q.targets(conn, list({c.endpoint_id for c in batch}), now)
-            bodies = await event_q.bodies(conn, list({c.event_id for c in batch}))
+    @staticmethod
+    async def _load(
+        conn: AsyncConnection, batch: list[Claimed], now: int
+    ) -> tuple[dict[str, ep_q.DeliveryTarget], dict[str, tuple[str, bytes]]]:
+        rows = await ep_q.targets(conn, list({c.endpoint_id for c in batch}), now)
+        bodies = await event_q.bodies(conn, list({c.event_id for c in batch}))
+        return rows, bodies
+
+    def _prepare(
+        self,
+        batch: list[Claimed],
+        rows: dict[str, ep_q.DeliveryTarget],
+        bodies: dict[str, tuple[str, bytes]],
+    ) -> list[tuple[Claimed, _Target, str, bytes]]:
+        """Targets for a claimed batch; drop what may not be sent, defer what cannot yet."""
         targets = {ep_id: self._target(row) for ep_id, row in rows.items()}
         rendered: dict[tuple[str, str], bytes] = {}  # one body per (event, format)
         jobs = []
