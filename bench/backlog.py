@@ -130,7 +130,7 @@ def _drain(ctx: Context, n: int, window: float) -> dict[str, Any]:
     n_ep = 10
     svc = Service(ctx, ctx.db, workers=1, name=f"backlog-{ctx.db}")
     try:
-        svc.start(api_only=True)
+        svc.start(api_only=ctx.db != "sqlite")  # SQLite: serve, stopped for the insert
         stores, eps = svc.setup_endpoints([f"/bl/{i}" for i in range(n_ep)])
         if ctx.db == "sqlite":
             svc.stop_workers()  # stops serve: the rows go in while nothing runs

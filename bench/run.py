@@ -1,10 +1,10 @@
 """Entry point: ``python -m bench.run [SCENARIO] [--db sqlite|postgresql] [--quick] ...``.
 
-Scenarios: limit, e2e, fanout, isolation, backlog, peers, and ``standard`` (the default, what
-``make bench`` runs): limit, e2e on SQLite and on PostgreSQL, fanout, isolation, backlog and
-peers. Each run waits for a quiet box first (limits.md: other work below 0.3 cores, at most
-30 s; ``--quiet-wait`` or BENCH_QUIET_MAX_WAIT changes the cap) and records the other load
-during the run.
+Scenarios: limit, e2e, publish, fanout, isolation, backlog, peers, and ``standard`` (the
+default, what ``make bench`` runs): limit, e2e and publish on SQLite and on PostgreSQL, fanout,
+isolation, backlog and peers. Each run waits for a quiet box first (limits.md: other work
+below 0.3 cores, at most 30 s; ``--quiet-wait`` or BENCH_QUIET_MAX_WAIT changes the cap) and
+records the other load during the run.
 
 stdout: one JSON document, then one summary line per scenario. Progress: stderr. Files: only
 in a temporary folder, removed at the end (``--keep`` keeps it).
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from . import backlog, e2e, fanout, isolation, limit, peers, procs
+from . import backlog, e2e, fanout, isolation, limit, peers, procs, publish
 from .common import dig, git_commit, machine, make_certs, spread, workspace
 from .context import Context
 
@@ -33,6 +33,7 @@ MODULES: dict[str, ModuleType] = {
     "isolation": isolation,
     "backlog": backlog,
     "peers": peers,
+    "publish": publish,
 }
 
 # (label, scenario, database) of the standard set
@@ -40,6 +41,8 @@ STANDARD: list[tuple[str, str, str]] = [
     ("limit", "limit", "sqlite"),
     ("e2e-sqlite", "e2e", "sqlite"),
     ("e2e-postgresql", "e2e", "postgresql"),
+    ("publish-sqlite", "publish", "sqlite"),
+    ("publish-postgresql", "publish", "postgresql"),
     ("fanout-sqlite", "fanout", "sqlite"),
     ("isolation-sqlite", "isolation", "sqlite"),
     ("backlog-sqlite", "backlog", "sqlite"),
@@ -92,6 +95,12 @@ KEYS: dict[str, list[str]] = {
         "large.rss_mb.last",
         "large.insert_s",
     ],
+    "publish": [
+        "burst.publish_per_s",
+        "burst.publish_response.p50_ms",
+        "burst.publish_response.p99_ms",
+        "max_peak_rss_mb",
+    ],
     "peers": [
         "ours.deliveries_per_s",
         "django_webhook.deliveries_per_s",
@@ -121,7 +130,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--paced-seconds", type=float, help="e2e/isolation: paced phase length")
     common.add_argument("--warmup-events", type=int, help="e2e: warm-up events")
     common.add_argument("--skip-limit", action="store_true", help="e2e: do not measure the limit")
-    common.add_argument("--profile", action="store_true", help="e2e: py-spy the service processes")
+    common.add_argument("--profile", action="store_true", help="e2e, publish: py-spy the services")
     common.add_argument("--backlog", type=int, help="backlog: pending deliveries to insert")
     common.add_argument("--window", type=float, help="backlog: seconds of draining to sample")
     common.add_argument("--peers-venv", help="peers: reuse this virtualenv (created if missing)")

@@ -77,9 +77,10 @@ class Service:
         return p
 
     def start(self, api_only: bool = False) -> Service:
-        """SQLite: one ``serve``. PostgreSQL: one ``api`` and ``workers`` workers."""
+        """SQLite: one ``serve``. PostgreSQL: one ``api`` and ``workers`` workers.
+        ``api_only``: one ``api`` process and no worker, on either database."""
         self.port = procs.free_port()
-        role = "serve" if self.db == "sqlite" else "api"
+        role = "serve" if self.db == "sqlite" and not api_only else "api"
         p = self._spawn(role, "--port", str(self.port))
         self._wait_ready(p, role)
         if self.db != "sqlite" and not api_only:

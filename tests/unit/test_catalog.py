@@ -6,6 +6,8 @@ import copy
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from prometora_webhooks.domain.catalog import Catalog, EventType
@@ -169,3 +171,53 @@ def test_a_catalog_is_data() -> None:
     known = r"known types: listing\.created, order\.created, seller\.registered$"
     with pytest.raises(ValidationFailed, match=known):
         catalog.get("nope")
+
+
+# -- the fast path (jsonschema-rs) and the wording path (jsonschema) agree ----------------------
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+def _mutations(example: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """The example with one value somewhere replaced by arbitrary JSON, or removed."""
+
+    def paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        out = [prefix]
+        if isinstance(node, dict):
+            for k, v in node.items():
+                out += paths(v, (*prefix, k))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                out += paths(v, (*prefix, i))
+        return out
+
+    def apply(path: tuple[Any, ...], value: Any, remove: bool) -> Any:
+        doc = copy.deepcopy(example)
+        if not path:
+            return value
+        parent = doc
+        for p in path[:-1]:
+            parent = parent[p]
+        if remove and isinstance(parent, dict):
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = value
+        return doc
+
+    return st.builds(apply, st.sampled_from(paths(example)), _json, st.booleans())
+
+
+@pytest.mark.parametrize("name", CATALOG.names())
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_fast_validator_agrees_with_jsonschema(name: str, data: st.DataObject) -> None:
+    et = CATALOG.get(name)
+    doc = data.draw(_mutations(et.example))
+    assert et.fast is not None
+    assert et.fast.is_valid(doc) == et.validator.is_valid(doc), doc

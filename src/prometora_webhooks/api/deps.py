@@ -11,7 +11,8 @@ from ..services.auth import Principal
 from .ratelimit import RateLimiter
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    """Async on purpose: FastAPI runs a plain `def` dependency in a worker thread."""
     rt: Runtime = request.app.state.runtime
     return rt
 

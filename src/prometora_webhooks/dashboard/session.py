@@ -16,7 +16,7 @@ COOKIE_PATH = "/dashboard"
 MAX_FORM_FIELDS = 64
 
 
-def runtime(request: Request) -> Runtime:
+async def runtime(request: Request) -> Runtime:
     rt: Runtime = request.app.state.runtime
     return rt
 

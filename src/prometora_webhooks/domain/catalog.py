@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
@@ -22,6 +23,9 @@ class EventType:
     validator: Draft202012Validator = field(repr=False, compare=False)
     # Chat message templates (Slack/Discord formats): {"title", "text", "fields": [{name, value}]}
     message: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # The same schema compiled by jsonschema-rs: ~100x faster on the hot path (publishing);
+    # ``validator`` still words the error when it says no.
+    fast: jsonschema_rs.Validator | None = field(default=None, repr=False, compare=False)
 
 
 class Catalog:
@@ -48,6 +52,7 @@ class Catalog:
                         doc["example"],
                         validator,
                         doc.get("message", {}),
+                        jsonschema_rs.validator_for(doc["schema"]),
                     )
                 )
         return cls(types)
@@ -67,6 +72,8 @@ class Catalog:
 
     def validate(self, name: str, data: object) -> None:
         et = self.get(name)
+        if et.fast is not None and et.fast.is_valid(data):
+            return
         error = best_match(et.validator.iter_errors(data))
         if error is not None:
             where = "data" + "".join(
