@@ -60,6 +60,35 @@ def test_stalled_endpoint_backlog_does_not_delay_a_healthy_endpoint(
     print(f"published backlog in {t_backlog:.1f}s; healthy latencies max {max(latencies):.2f}s")
 
 
+def test_a_failing_endpoint_gets_few_attempts_in_flight_until_one_succeeds(
+    make_service: Callable[..., Service], receiver: Receiver
+) -> None:
+    """The first wave to a stalled endpoint may use the per-endpoint cap (32); once its
+    attempts have failed, at most 4 are in flight at once, and a success lifts the cap."""
+    svc = make_service(delivery_timeout="1.5", retry_delays="", disable_after="10000")
+    svc.start()
+    store_id, key = svc.create_store()
+    script = receiver.script("/flaky", delay=30)
+    svc.create_endpoint(key, receiver.url("/flaky"))
+    for _ in range(200):
+        assert svc.publish(store_id).status_code == 202
+    first = receiver.wait_for(32, "/flaky", timeout=30)  # the first wave: the whole cap
+    t_wave = max(r.at for r in first[:32])
+    later = receiver.wait_for(32 + 12, "/flaky", timeout=30)[32:]
+    # Every attempt to it lasts the whole 1.5 s timeout: arrivals within 1.2 s overlap.
+    arrivals = sorted(r.at for r in later if r.at > t_wave + 0.5)
+    assert len(arrivals) >= 8, arrivals
+    most = max(sum(1 for t in arrivals if a <= t < a + 1.2) for a in arrivals)
+    assert most <= 4, f"{most} attempts in flight at once to a failing endpoint"
+    # The receiver recovers: once an attempt succeeds, the backlog goes out at full width.
+    script.delay = 0.2
+    n = len(receiver.received("/flaky"))
+    burst = receiver.wait_for(n + 40, "/flaky", timeout=60)[n:]
+    fast = sorted(r.at for r in burst[-30:])
+    widest = max(sum(1 for t in fast if a <= t < a + 0.15) for a in fast)
+    assert widest > 4, f"the cap was not lifted after a success ({widest} at once)"
+
+
 def test_metrics_expose_named_series_that_move(service: Service, receiver: Receiver) -> None:
     store_id, key = service.create_store()
     receiver.script("/fail", statuses=[500])

@@ -4,7 +4,10 @@ One loop claims as many due rows as it has free slots (lease = timeout + margin)
 task per delivery, and a recorder task writes finished attempts in grouped transactions.
 An endpoint never has more than ``worker_per_endpoint_limit`` attempts in flight here: rows
 over the cap are given back and that endpoint is left out of the next claims, so one slow or
-backlogged endpoint cannot take every slot.
+backlogged endpoint cannot take every slot. An endpoint whose latest attempt here failed
+(a receiver that times out, refuses or errors) gets at most ``FAILING_ENDPOINT_LIMIT`` until an
+attempt succeeds again: a stalled receiver then ties up a few slots and connections, not 32, and
+its timeouts come back in small waves instead of bursts of TLS handshakes and failure records.
 Stopping: no new claims; in-flight attempts get until their deadline; results are flushed.
 Anything cut off is claimed again by a worker after its lease ends.
 A lease token starts with the claiming process's id in hex (``"1a2b-…"``), so an operator (or a
@@ -55,6 +58,7 @@ LEASE_MARGIN_S = 15.0
 MAX_CLAIM = 500
 MAX_IDLE_S = 5.0
 CLAIM_GATHER_S = 0.005
+FAILING_ENDPOINT_LIMIT = 4  # in flight per endpoint here while its latest attempt failed
 GAUGE_INTERVAL_S = 10.0  # longest idle wait when other processes' publishes wake us (LISTEN)
 
 
@@ -94,6 +98,7 @@ class Worker:
         self._slot_free = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
         self._per_endpoint: Counter[str] = Counter()
+        self._failing: set[str] = set()  # endpoints whose latest attempt here failed
         self._stopping = asyncio.Event()
         self._min_claim = max(1, settings.worker_concurrency // 8)
         self.recorded = 0  # attempts written to the log by this worker
@@ -203,15 +208,14 @@ class Worker:
         now = now_ms()
         lease_until = now + int((self._s.delivery_timeout + LEASE_MARGIN_S) * 1000)
         token = self.lease_prefix + secrets.token_hex(8)
-        cap = self._s.worker_per_endpoint_limit
-        saturated = [ep for ep, n in self._per_endpoint.items() if n >= cap]
+        saturated = [ep for ep, n in self._per_endpoint.items() if n >= self._cap(ep)]
         async with self._db.write() as conn:
             claimed = await queue.claim(conn, now, lease_until, token, limit, saturated)
-            room = {ep: cap - n for ep, n in self._per_endpoint.items()}
+            room = {ep: self._cap(ep) - n for ep, n in self._per_endpoint.items()}
             keep: list[Claimed] = []
             over: list[tuple[int, str]] = []
             for c in claimed:
-                left = room.get(c.endpoint_id, cap)
+                left = room.get(c.endpoint_id, self._cap(c.endpoint_id))
                 if left > 0:
                     room[c.endpoint_id] = left - 1
                     keep.append(c)
@@ -225,6 +229,10 @@ class Worker:
             async with self._db.read() as conn:
                 loaded = await self._load(conn, keep, now)
         return keep, self._prepare(keep, *loaded)
+
+    def _cap(self, endpoint_id: str) -> int:
+        cap = self._s.worker_per_endpoint_limit
+        return min(cap, FAILING_ENDPOINT_LIMIT) if endpoint_id in self._failing else cap
 
     @staticmethod
     async def _load(
@@ -354,7 +362,12 @@ class Worker:
             started_at=started,
             retry_after=retry_after,
         )
-        if not res.succeeded:
+        if res.succeeded:
+            self._failing.discard(c.endpoint_id)
+        else:
+            if len(self._failing) >= 100_000:  # bounded memory; forgetting only lifts a cap
+                self._failing.clear()
+            self._failing.add(c.endpoint_id)
             log.info(
                 "attempt failed",
                 extra={
