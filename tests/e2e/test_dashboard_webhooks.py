@@ -389,6 +389,65 @@ def test_free_plan_store_sees_the_upgrade_card(dash: Dashboard, page: Page) -> N
     dash.shoot(page, "upgrade")
 
 
+CONTRAST_JS = """
+async () => {
+  await Promise.all(document.getAnimations().map((a) => a.finished));  // transitions settled
+  const rgb = (c) => {
+    const m = c.match(/[\\d.]+/g).map(Number);
+    return m.length > 3 ? m : [...m, 1];
+  };
+  const lum = ([r, g, b]) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c[3] > 0.5) return c;
+    }
+    return [255, 255, 255, 1];
+  };
+  const out = [];
+  for (const el of document.querySelectorAll("main *, header *")) {
+    const text = [...el.childNodes].filter((n) => n.nodeType === 3 && n.textContent.trim());
+    const box = el.getBoundingClientRect();
+    if (!text.length || box.width === 0 || box.height === 0) continue;
+    const style = getComputedStyle(el);
+    if (style.visibility === "hidden") continue;
+    const a = lum(rgb(style.color)), b = lum(background(el));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const size = parseFloat(style.fontSize), bold = parseInt(style.fontWeight) >= 700;
+    const large = size >= 24 || (bold && size >= 18.66);
+    out.push({ text: text[0].textContent.trim().slice(0, 40), ratio, need: large ? 3 : 4.5 });
+  }
+  return out;
+}
+"""
+
+
+def test_text_contrast_meets_wcag_aa(dash: Dashboard, page: Page, receiver: Receiver) -> None:
+    """Every visible piece of text on the page in its main states (an endpoint with a success
+    and a failure, badges, tags, help text, the add form) has WCAG AA contrast."""
+    store_id, key = dash.svc.create_store()
+    ok_path, bad_path = unique_path(), unique_path()
+    receiver.script(bad_path, statuses=[500])
+    ok = dash.svc.create_endpoint(key, receiver.url(ok_path), description="Inventory sync")
+    bad = dash.svc.create_endpoint(key, receiver.url(bad_path), description="Zapier")
+    dash.svc.publish(store_id)
+    dash.svc.wait_attempts(key, bad["id"], 3)
+    dash.login(page, store_id)
+    for ep in (ok, bad):
+        open_deliveries(page, ep["id"])
+        card(page, ep["id"]).locator(".attempt summary").first.click()
+    page.locator("#add-endpoint summary").click()
+    expect(page.locator("#add-endpoint form")).to_be_visible()
+    page.mouse.move(0, 0)  # no hover state
+    checked = page.evaluate(CONTRAST_JS)
+    assert len(checked) > 40, checked  # the walk really found the page's text
+    low = [c for c in checked if c["ratio"] < c["need"]]
+    assert not low, low
+
+
 def test_phone_width(dash: Dashboard, phone: Page, receiver: Receiver) -> None:
     page = phone
     store_id, key = dash.svc.create_store(name="Jane's Ceramics")
