@@ -169,3 +169,31 @@ def test_sigterm_exits_with_status_0(make_service: Callable[..., Service]) -> No
     proc = svc.start()
     rc = proc.terminate(timeout=DELIVERY_TIMEOUT + 20)
     assert rc == 0, f"exit code {rc} after SIGTERM:\n{proc.log()[-3000:]}"
+
+
+def test_worker_sigterm_drains_in_flight_attempts(
+    make_service: Callable[..., Service], open_shop: Callable[..., Shop], receiver: Receiver
+) -> None:
+    """A `worker` process (the scale-out command) stopped with SIGTERM lets its in-flight
+    attempts finish and logs each one before it exits 0: nothing it had sent is sent again by
+    the next worker, and nothing is lost."""
+    svc = make_service(**SETTINGS)
+    svc.start("api")
+    shop = open_shop(svc)
+    receiver.script("/slow", statuses=[200], delay=1.0)
+    ep = shop.endpoint(receiver.url("/slow"))["id"]
+    accepted = [shop.publish().json()["id"] for _ in range(6)]
+    worker = svc.spawn("worker")
+    receiver.wait_for(3, "/slow", timeout=30)  # attempts in flight: each is held for 1 s
+    rc = worker.terminate(timeout=DELIVERY_TIMEOUT + 20)
+    log = worker.log()
+    assert rc == 0, f"exit code {rc} after SIGTERM:\n{log[-3000:]}"
+    assert "Traceback" not in log, log[-3000:]
+    sent_before = Counter(event_ids(receiver.received("/slow")))
+    logged = {a["event_id"] for a in shop.attempts(ep) if a["status"] == "succeeded"}
+    # Drained: every request that reached the receiver before the exit has its success logged.
+    assert set(sent_before) == logged, (sent_before, logged)
+    svc.spawn("worker")
+    _wait_all_delivered(shop, receiver, {"/slow": ep}, accepted, DELIVERY_TIMEOUT + 30)
+    got = Counter(event_ids(receiver.received("/slow")))
+    assert all(n == 1 for n in got.values()), f"sent twice after a clean stop: {got}"
