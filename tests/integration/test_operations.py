@@ -60,6 +60,23 @@ def test_stalled_endpoint_backlog_does_not_delay_a_healthy_endpoint(
     print(f"published backlog in {t_backlog:.1f}s; healthy latencies max {max(latencies):.2f}s")
 
 
+def test_an_endpoint_backlog_drains_beyond_its_in_flight_cap_without_waiting_for_a_poll(
+    make_service: Callable[..., Service], receiver: Receiver
+) -> None:
+    """One endpoint, 120 queued deliveries, at most 4 in flight, and a poll interval of 60 s:
+    each finished attempt frees a slot that is refilled at once, so the backlog drains in
+    moments rather than 4 deliveries per poll (which would take half an hour here)."""
+    svc = make_service(worker_per_endpoint_limit="4", worker_poll_interval="60")
+    svc.start("api")
+    store_id, key = svc.create_store()
+    svc.create_endpoint(key, receiver.url("/one"))
+    for _ in range(120):
+        assert svc.publish(store_id).status_code == 202
+    svc.spawn("worker")  # the whole backlog is due when it starts: no publish wakes it again
+    got = receiver.wait_for(120, "/one", timeout=30)
+    assert len({r.headers["webhook-id"] for r in got}) == 120
+
+
 def test_a_failing_endpoint_gets_few_attempts_in_flight_until_one_succeeds(
     make_service: Callable[..., Service], receiver: Receiver
 ) -> None:

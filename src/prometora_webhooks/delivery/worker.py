@@ -96,6 +96,7 @@ class Worker:
         self._deferred: list[tuple[int, str]] = []  # claimed, not attempted, to try again later
         self._have_results = asyncio.Event()
         self._slot_free = asyncio.Event()
+        self._cap_freed = asyncio.Event()  # an endpoint at its in-flight cap got a slot back
         self._inflight: set[asyncio.Task[None]] = set()
         self._per_endpoint: Counter[str] = Counter()
         self._failing: set[str] = set()  # endpoints whose latest attempt here failed
@@ -166,7 +167,28 @@ class Worker:
             for claimed, target, event_type, body in jobs:
                 self._start(sender, claimed, target, event_type, body)
             if idle:
-                await self._notifier.wait(idle)
+                await self._nap(idle)
+
+    async def _nap(self, idle: float) -> None:
+        """Wait until more may be claimable: a notification or ``idle`` seconds, and, while
+        some endpoint was left out of the claim for being at its in-flight cap, an attempt to
+        such an endpoint finishing (otherwise an endpoint's backlog would go out one cap's worth
+        per poll interval)."""
+        if not any(n >= self._cap(ep) for ep, n in self._per_endpoint.items()):
+            await self._notifier.wait(idle)
+            return
+        self._cap_freed.clear()
+        waits = [
+            asyncio.ensure_future(self._notifier.wait(idle)),
+            asyncio.ensure_future(self._cap_freed.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        # Let a few more finish, so that one claim refills several slots.
+        await asyncio.sleep(CLAIM_GATHER_S)
 
     async def _room(self) -> int:
         """Free slots to fill. While busy, gather a chunk (each claim is a transaction), but
@@ -320,6 +342,8 @@ class Worker:
 
     def _done(self, task: asyncio.Task[None], endpoint_id: str) -> None:
         self._inflight.discard(task)
+        if self._per_endpoint[endpoint_id] >= self._cap(endpoint_id):
+            self._cap_freed.set()
         self._per_endpoint[endpoint_id] -= 1
         if self._per_endpoint[endpoint_id] <= 0:
             del self._per_endpoint[endpoint_id]
