@@ -25,6 +25,7 @@ from prometora_webhooks.delivery.client import (
     SendResult,
     make_session,
 )
+from tests.support.listener import Listener
 from tests.support.receiver import Received, Receiver, wait_until
 from tests.support.service import Service
 
@@ -32,34 +33,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 TIMEOUT = 2.0
 
 
-class Listener:
-    """A plain TCP listener that counts connection attempts (and never answers)."""
-
-    def __init__(self) -> None:
-        self.accepted = 0
-        self.server: asyncio.Server | None = None
-        self.port = 0
-
-    async def start(self) -> None:
-        async def on_conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            self.accepted += 1
-            writer.close()
-
-        self.server = await asyncio.start_server(on_conn, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        assert self.server is not None
-        self.server.close()
-        await self.server.wait_closed()
-
-
 @pytest.fixture
 async def listener() -> AsyncIterator[Listener]:
-    lst = Listener()
-    await lst.start()
-    yield lst
-    await lst.stop()
+    async with Listener() as lst:
+        yield lst
 
 
 @pytest.fixture

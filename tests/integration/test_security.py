@@ -36,6 +36,7 @@ from prometora_webhooks.services.endpoints import EndpointService
 from prometora_webhooks.services.stores import StoreService
 from prometora_webhooks.storage.database import Database
 from prometora_webhooks.storage.migrate import upgrade
+from tests.support.listener import Listener
 from tests.support.receiver import Receiver, wait_until
 from tests.support.service import ORDER, Service
 
@@ -403,29 +404,6 @@ class ScriptedResolver(AbstractResolver):
 
     async def close(self) -> None:
         return None
-
-
-class Listener:
-    """A plain TCP listener that counts the connections it accepts."""
-
-    def __init__(self) -> None:
-        self.accepted = 0
-        self.port = 0
-        self._server: asyncio.Server | None = None
-
-    async def __aenter__(self) -> Listener:
-        async def on_conn(_r: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            self.accepted += 1
-            writer.close()
-
-        self._server = await asyncio.start_server(on_conn, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
 
 
 @contextlib.contextmanager
