@@ -33,13 +33,20 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], *names: str) -
     return lines[0]
 
 
+def printed_pair(
+    proc: subprocess.CompletedProcess[str], id_pattern: str, secret_pattern: str
+) -> tuple[str, str]:
+    """The one id and the one secret a command printed."""
+    ids = re.findall(id_pattern, proc.stdout)
+    secrets = re.findall(secret_pattern, proc.stdout)
+    assert len(ids) == 1, proc.stdout
+    assert len(secrets) == 1, proc.stdout
+    return ids[0], secrets[0]
+
+
 def store_from(proc: subprocess.CompletedProcess[str]) -> tuple[str, str]:
     """The store id and API key printed by `stores create`."""
-    ids = re.findall(r"\bstr_[A-Za-z0-9]+\b", proc.stdout)
-    keys = re.findall(r"\bsk_[A-Za-z0-9_-]+", proc.stdout)
-    assert len(ids) == 1, proc.stdout
-    assert len(keys) == 1, proc.stdout
-    return ids[0], keys[0]
+    return printed_pair(proc, r"\bstr_[A-Za-z0-9]+\b", r"\bsk_[A-Za-z0-9_-]+")
 
 
 def publish(
@@ -181,11 +188,7 @@ def test_postgresql_without_secret_key_fails_clearly(
 
 def endpoint_from(proc: subprocess.CompletedProcess[str]) -> tuple[str, str]:
     """The endpoint id and signing secret printed by `endpoints create`."""
-    ids = re.findall(r"\bwe_[A-Za-z0-9]+\b", proc.stdout)
-    secrets = re.findall(r"\bwhsec_[A-Za-z0-9+/=]+", proc.stdout)
-    assert len(ids) == 1, proc.stdout
-    assert len(secrets) == 1, proc.stdout
-    return ids[0], secrets[0]
+    return printed_pair(proc, r"\bwe_[A-Za-z0-9]+\b", r"\bwhsec_[A-Za-z0-9+/=]+")
 
 
 def listed(svc: Service, store_id: str) -> dict[str, list[str]]:
