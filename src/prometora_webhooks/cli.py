@@ -217,6 +217,11 @@ StoreOption = Annotated[str, typer.Option("--store", help="Store id (str_…)")]
 FORMAT_HELP = "Message format: standard (signed JSON), slack or discord"
 
 
+def _header_option(help_: str) -> Any:
+    """``--header 'Name: value'``, repeatable (parsed by ``_parse_headers``)."""
+    return typer.Option("--header", help=help_, show_default=False)
+
+
 def _parse_headers(values: list[str] | None) -> dict[str, str] | None:
     """``--header 'Name: value'`` options as a mapping (None when none were given)."""
     if not values:
@@ -246,11 +251,7 @@ def endpoints_create(
     description: Annotated[str, typer.Option(help="A note for the store owner")] = "",
     header: Annotated[
         list[str] | None,
-        typer.Option(
-            "--header",
-            help="Extra request header 'Name: value', stored encrypted (repeatable)",
-            show_default=False,
-        ),
+        _header_option("Extra request header 'Name: value', stored encrypted (repeatable)"),
     ] = None,
 ) -> None:
     """Create an endpoint; prints its id and signing secret."""
@@ -307,11 +308,7 @@ def endpoints_update(
     ] = None,
     header: Annotated[
         list[str] | None,
-        typer.Option(
-            "--header",
-            help="Custom headers 'Name: value' (replace the current ones; repeat)",
-            show_default=False,
-        ),
+        _header_option("Custom headers 'Name: value' (replace the current ones; repeat)"),
     ] = None,
     enabled: Annotated[
         bool | None,
