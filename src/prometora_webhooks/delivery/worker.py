@@ -174,7 +174,7 @@ class Worker:
         some endpoint was left out of the claim for being at its in-flight cap, an attempt to
         such an endpoint finishing (otherwise an endpoint's backlog would go out one cap's worth
         per poll interval)."""
-        if not any(n >= self._cap(ep) for ep, n in self._per_endpoint.items()):
+        if not self._saturated():
             await self._notifier.wait(idle)
             return
         self._cap_freed.clear()
@@ -230,14 +230,15 @@ class Worker:
         now = now_ms()
         lease_until = now + int((self._s.delivery_timeout + LEASE_MARGIN_S) * 1000)
         token = self.lease_prefix + secrets.token_hex(8)
-        saturated = [ep for ep, n in self._per_endpoint.items() if n >= self._cap(ep)]
         async with self._db.write() as conn:
-            claimed = await queue.claim(conn, now, lease_until, token, limit, saturated)
+            claimed = await queue.claim(conn, now, lease_until, token, limit, self._saturated())
             room = {ep: self._cap(ep) - n for ep, n in self._per_endpoint.items()}
             keep: list[Claimed] = []
             over: list[tuple[int, str]] = []
             for c in claimed:
-                left = room.get(c.endpoint_id, self._cap(c.endpoint_id))
+                left = room.get(c.endpoint_id)
+                if left is None:
+                    left = self._cap(c.endpoint_id)
                 if left > 0:
                     room[c.endpoint_id] = left - 1
                     keep.append(c)
@@ -251,6 +252,10 @@ class Worker:
             async with self._db.read() as conn:
                 loaded = await self._load(conn, keep, now)
         return keep, self._prepare(keep, *loaded)
+
+    def _saturated(self) -> list[str]:
+        """Endpoints at their in-flight cap here: left out of claims until a slot frees."""
+        return [ep for ep, n in self._per_endpoint.items() if n >= self._cap(ep)]
 
     def _cap(self, endpoint_id: str) -> int:
         cap = self._s.worker_per_endpoint_limit
