@@ -246,7 +246,7 @@ class MessageRenderer:
         ]
         _fit_embed(embed)
         return {
-            "content": _clip_discord(summary, DISCORD_CONTENT_MAX),
+            "content": summary,  # DISCORD_SUMMARY_MAX, well within DISCORD_CONTENT_MAX
             "embeds": [embed],
             "allowed_mentions": {"parse": []},
         }
