@@ -40,7 +40,7 @@ def run(ctx: Context) -> dict[str, Any]:
             "headers": headers,
             "pids": svc.pids,
         }
-        publish_and_collect(ctx, mode="burst", events=min(500, M), **common)  # warm-up
+        warm = publish_and_collect(ctx, mode="burst", events=min(500, M), **common)
         profiler = None
         if ctx.opt("profile", False):
             pid = svc.pids()["api"]
@@ -48,16 +48,13 @@ def run(ctx: Context) -> dict[str, Any]:
         burst = publish_and_collect(ctx, mode="burst", events=M, first_index=10**6, **common)
         if profiler is not None:
             res["profile"] = {"api": profiler.stop()}
-        res["burst"] = {
-            k: burst.get(k) for k in ("published", "accepted", "publish_errors", "publish_per_s")
-        }
-        res["burst"]["publish_response"] = burst.get("publish_response")
-        res["burst"]["service_cpu_s"] = burst.get("service_cpu_s")
+        keys = ("published", "accepted", "publish_errors", "publish_per_s", "publish_response")
+        res["burst"] = {k: burst.get(k) for k in (*keys, "service_cpu_s")}
         sql = svc.sql()
-        accepted = int(burst.get("accepted") or 0) + min(500, M)
+        accepted = int(burst.get("accepted") or 0) + int(warm.get("accepted") or 0)
         queued = int(sql.scalar("SELECT count(*) FROM deliveries"))
         sql.close()
-        res["checks"] = {"expected_queued": accepted * E // len(stores), "queued": queued}
+        res["checks"] = {"expected_queued": accepted * E, "queued": queued}
         res["peak_rss_mb"] = svc.peak_rss_mb()
     finally:
         svc.stop()
