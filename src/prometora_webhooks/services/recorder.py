@@ -42,21 +42,21 @@ class Recorder:
         now = now_ms()
         p = plan(results, self._delays, now)
         rows = [
-            {
-                "id": r.attempt_id,
-                "endpoint_id": r.endpoint_id,
-                "event_id": r.event_id,
-                "event_type": r.event_type,
-                "store_id": r.store_id,
-                "attempt": r.attempt,
-                "trigger": r.trigger,
-                "status": "succeeded" if r.succeeded else "failed",
-                "http_status": r.http_status,
-                "response_time_ms": r.response_time_ms,
-                "error": r.error,
-                "response_body": r.response_body,
-                "attempted_at": r.started_at,
-            }
+            (
+                r.attempt_id,
+                r.endpoint_id,
+                r.event_id,
+                r.event_type,
+                r.store_id,
+                r.attempt,
+                r.trigger,
+                "succeeded" if r.succeeded else "failed",
+                r.http_status,
+                r.response_time_ms,
+                r.error,
+                r.response_body,
+                r.started_at,
+            )
             for r in results
         ]
         async with self._db.write() as conn:

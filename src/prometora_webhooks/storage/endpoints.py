@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..domain.models import Endpoint
+from . import driver
 from .tables import attempts, deliveries, endpoint_secrets, endpoints, stores, subscriptions
 
 _COLS = (
@@ -260,28 +261,27 @@ async def targets(
     }
 
 
+_COUNTERS_SQL = (
+    "UPDATE endpoints SET consecutive_failures = consecutive_failures * ? + ?,"
+    " last_triggered_at = COALESCE({latest}(last_triggered_at, ?), ?) WHERE id = ?"
+)
+
+
 async def apply_counters(
     conn: AsyncConnection, changes: Sequence[tuple[str, bool, int, int]]
 ) -> None:
     """(endpoint_id, reset, failures, last_started_at): set or add to the failure counter."""
-    if not changes:
-        return
+    # SQLite's max() of several arguments is PostgreSQL's greatest() (NULL aside: COALESCE).
+    sql = _COUNTERS_SQL.format(latest="max" if conn.dialect.name == "sqlite" else "greatest")
     # A fixed order (by id) keeps concurrent workers from deadlocking on endpoint rows.
-    for endpoint_id, reset, failures, started in sorted(changes):
-        counter = failures if reset else endpoints.c.consecutive_failures + failures
-        await conn.execute(
-            update(endpoints)
-            .where(endpoints.c.id == endpoint_id)
-            .values(
-                consecutive_failures=counter,
-                last_triggered_at=func.coalesce(
-                    func.max(endpoints.c.last_triggered_at, started)
-                    if conn.dialect.name == "sqlite"
-                    else func.greatest(endpoints.c.last_triggered_at, started),
-                    started,
-                ),
-            )
-        )
+    await driver.executemany(
+        conn,
+        sql,
+        [
+            (0 if reset else 1, failures, started, started, endpoint_id)
+            for endpoint_id, reset, failures, started in sorted(changes)
+        ],
+    )
 
 
 async def disable(

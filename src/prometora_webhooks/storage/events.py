@@ -9,6 +9,7 @@ from sqlalchemy import and_, delete, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.models import Event
+from . import driver
 from .tables import attempts, deliveries, endpoints, events, stores, subscriptions
 
 _COLS = (events.c.id, events.c.store_id, events.c.type, events.c.created_at, events.c.body)
@@ -35,22 +36,12 @@ async def insert(
 
 
 async def insert_many(conn: AsyncConnection, items: Sequence[tuple[Event, str | None]]) -> None:
-    if items:
-        await conn.execute(
-            events.insert(),
-            [
-                {
-                    "id": ev.id,
-                    "store_id": ev.store_id,
-                    "type": ev.type,
-                    "created_at": ev.created_at,
-                    "body": ev.body,
-                    "idempotency_key": key,
-                    "kind": "published",
-                }
-                for ev, key in items
-            ],
-        )
+    await driver.executemany(
+        conn,
+        "INSERT INTO events (id, store_id, type, created_at, body, idempotency_key, kind)"
+        " VALUES (?, ?, ?, ?, ?, ?, 'published')",
+        [(ev.id, ev.store_id, ev.type, ev.created_at, ev.body, key) for ev, key in items],
+    )
 
 
 async def store_plans(conn: AsyncConnection, store_ids: Iterable[str]) -> dict[str, str]:
@@ -82,19 +73,13 @@ async def fan_out_many(conn: AsyncConnection, evs: Sequence[Event], now: int) ->
     targets: dict[tuple[str, str], list[str]] = {}
     for r in rows:
         targets.setdefault((r.store_id, r.event_type), []).append(r.endpoint_id)
-    values = [
-        {
-            "endpoint_id": ep,
-            "event_id": e.id,
-            "attempt": 1,
-            "trigger": "scheduled",
-            "available_at": now,
-        }
-        for e in evs
-        for ep in targets.get((e.store_id, e.type), ())
-    ]
-    if values:
-        await conn.execute(deliveries.insert(), values)
+    values = [(ep, e.id, now) for e in evs for ep in targets.get((e.store_id, e.type), ())]
+    await driver.executemany(
+        conn,
+        'INSERT INTO deliveries (endpoint_id, event_id, attempt, "trigger", available_at)'
+        " VALUES (?, ?, 1, 'scheduled', ?)",
+        values,
+    )
     return len(values)
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from . import driver
 from .tables import deliveries, endpoints
 
 
@@ -59,6 +60,15 @@ async def enqueue_many(
         )
 
 
+_CLAIM_SQL = (
+    "WITH picked AS (SELECT id FROM deliveries WHERE available_at <= ?{exclude}"
+    " ORDER BY available_at LIMIT ?{lock})"
+    " UPDATE deliveries SET available_at = ?, lease_token = ?"
+    " FROM picked WHERE deliveries.id = picked.id"
+    ' RETURNING {t}id, {t}endpoint_id, {t}event_id, {t}attempt, {t}"trigger"'
+)
+
+
 async def claim(
     conn: AsyncConnection,
     now: int,
@@ -67,45 +77,25 @@ async def claim(
     limit: int,
     exclude_endpoints: Sequence[str] = (),
 ) -> list[Claimed]:
-    due = (
-        select(deliveries.c.id)
-        .where(deliveries.c.available_at <= now)
-        .order_by(deliveries.c.available_at)
-        .limit(limit)
+    """Lease up to ``limit`` due rows, oldest first, leaving out ``exclude_endpoints``."""
+    pg = conn.dialect.name == "postgresql"
+    sql = _CLAIM_SQL.format(
+        exclude=(
+            f" AND endpoint_id NOT IN ({driver.placeholders(len(exclude_endpoints))})"
+            if exclude_endpoints
+            else ""
+        ),
+        # Lock the chosen rows; rows other workers hold are skipped, never waited on.
+        lock=" FOR UPDATE SKIP LOCKED" if pg else "",
+        t="deliveries." if pg else "",  # PostgreSQL: "id" alone would also name picked.id
     )
-    if exclude_endpoints:
-        due = due.where(deliveries.c.endpoint_id.not_in(exclude_endpoints))
-    if conn.dialect.name == "postgresql":
-        # Lock the chosen rows in a CTE; rows other workers hold are skipped, never waited on.
-        due = due.with_for_update(skip_locked=True)
-    picked = due.cte("picked")
-    result = await conn.execute(
-        update(deliveries)
-        .where(deliveries.c.id == picked.c.id)
-        .values(available_at=lease_until, lease_token=token)
-        .returning(
-            deliveries.c.id,
-            deliveries.c.endpoint_id,
-            deliveries.c.event_id,
-            deliveries.c.attempt,
-            deliveries.c.trigger,
-        )
-    )
-    return [
-        Claimed(r.id, r.endpoint_id, r.event_id, r.attempt, r.trigger, token) for r in result.all()
-    ]
+    rows = await driver.fetchall(conn, sql, (now, *exclude_endpoints, limit, lease_until, token))
+    return [Claimed(r[0], r[1], r[2], r[3], r[4], token) for r in rows]
 
 
 async def finish(conn: AsyncConnection, items: Sequence[tuple[int, str]]) -> None:
     """Remove rows (id, lease token) whose delivery is over: delivered, exhausted or dropped."""
-    if items:
-        await conn.execute(
-            delete(deliveries).where(
-                deliveries.c.id == bindparam("b_id"),
-                deliveries.c.lease_token == bindparam("b_token"),
-            ),
-            [{"b_id": i, "b_token": t} for i, t in items],
-        )
+    await driver.executemany(conn, "DELETE FROM deliveries WHERE id = ? AND lease_token = ?", items)
 
 
 async def reschedule(conn: AsyncConnection, items: Sequence[tuple[int, str, int, int]]) -> None:
