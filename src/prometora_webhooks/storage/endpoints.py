@@ -216,46 +216,31 @@ class DeliveryTarget:
 async def targets(
     conn: AsyncConnection, endpoint_ids: Sequence[str], now: int
 ) -> dict[str, DeliveryTarget]:
+    """What sending needs, for each endpoint of a claimed batch (driver SQL: once per claim)."""
     if not endpoint_ids:
         return {}
-    rows = (
-        await conn.execute(
-            select(
-                endpoints.c.id,
-                endpoints.c.store_id,
-                endpoints.c.url,
-                endpoints.c.format,
-                endpoints.c.enabled,
-                endpoints.c.headers_enc,
-                stores.c.plan,
-            )
-            .join(stores, stores.c.id == endpoints.c.store_id)
-            .where(endpoints.c.id.in_(endpoint_ids))
-        )
-    ).all()
-    secret_rows = (
-        await conn.execute(
-            select(endpoint_secrets.c.endpoint_id, endpoint_secrets.c.secret_enc)
-            .where(
-                endpoint_secrets.c.endpoint_id.in_(endpoint_ids),
-                or_(endpoint_secrets.c.expires_at.is_(None), endpoint_secrets.c.expires_at > now),
-            )
-            .order_by(endpoint_secrets.c.id.desc())
-        )
-    ).all()
+    marks = driver.placeholders(len(endpoint_ids))
+    rows = await driver.fetchall(
+        conn,
+        "SELECT endpoints.id, endpoints.store_id, endpoints.url, endpoints.format,"
+        ' endpoints.enabled, endpoints.headers_enc, stores."plan"'
+        " FROM endpoints JOIN stores ON stores.id = endpoints.store_id"
+        f" WHERE endpoints.id IN ({marks})",
+        tuple(endpoint_ids),
+    )
+    secret_rows = await driver.fetchall(
+        conn,
+        "SELECT endpoint_id, secret_enc FROM endpoint_secrets"
+        f" WHERE endpoint_id IN ({marks}) AND (expires_at IS NULL OR expires_at > ?)"
+        " ORDER BY id DESC",
+        (*endpoint_ids, now),
+    )
     by_ep: dict[str, list[str]] = {}
-    for sr in secret_rows:
-        by_ep.setdefault(sr.endpoint_id, []).append(sr.secret_enc)
+    for endpoint_id, secret_enc in secret_rows:
+        by_ep.setdefault(endpoint_id, []).append(secret_enc)
     return {
-        r.id: DeliveryTarget(
-            r.id,
-            r.store_id,
-            r.url,
-            r.format,
-            bool(r.enabled),
-            r.plan,
-            r.headers_enc,
-            tuple(by_ep.get(r.id, ())),
+        r[0]: DeliveryTarget(
+            r[0], r[1], r[2], r[3], bool(r[4]), r[6], r[5], tuple(by_ep.get(r[0], ()))
         )
         for r in rows
     }

@@ -100,11 +100,15 @@ async def get(conn: AsyncConnection, event_id: str, store_id: str) -> Event | No
 
 
 async def bodies(conn: AsyncConnection, event_ids: Sequence[str]) -> dict[str, tuple[str, bytes]]:
-    """event id → (type, body) for the given ids that still exist."""
+    """event id → (type, body) for the given ids that still exist (once per claim)."""
     if not event_ids:
         return {}
-    q = select(events.c.id, events.c.type, events.c.body).where(events.c.id.in_(event_ids))
-    return {r.id: (r.type, bytes(r.body)) for r in (await conn.execute(q)).all()}
+    rows = await driver.fetchall(
+        conn,
+        f"SELECT id, type, body FROM events WHERE id IN ({driver.placeholders(len(event_ids))})",
+        tuple(event_ids),
+    )
+    return {r[0]: (r[1], bytes(r[2])) for r in rows}
 
 
 async def purge(conn: AsyncConnection, cutoff: int) -> int:
