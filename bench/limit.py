@@ -158,6 +158,23 @@ def measure(
     return result
 
 
+def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several measurements in one run: ``posts_per_s`` is their mean, each one is kept."""
+    rates = [r["posts_per_s"] for r in runs]
+    return {
+        "posts_per_s": round(statistics.fmean(rates), 1),
+        "posts_per_s_each": rates,
+        "client_cpu_us_per_post": round(
+            statistics.fmean(r["client_cpu_util"] * r["elapsed_s"] / r["posts"] for r in runs)
+            * 1e6,
+            1,
+        ),
+        "errors": sum(r["errors"] for r in runs),
+        "bad_signatures": sum(r["bad_signatures"] for r in runs),
+        "runs": runs,
+    }
+
+
 def run(ctx: Context) -> dict[str, Any]:
     n = 5000 if ctx.quick else 20000
     with procs.LoadMonitor() as mon:
