@@ -154,6 +154,9 @@ class Worker:
             want = min(free, MAX_CLAIM)
             try:
                 batch, jobs = await self._claim(want)
+                # Sends start before anything else: the idle wait below is a query too.
+                for claimed, target, event_type, body in jobs:
+                    self._start(sender, claimed, target, event_type, body)
                 idle = len(batch) < want and await self._idle_wait()
                 backoff = 0.5
             except Exception as exc:
@@ -164,8 +167,6 @@ class Worker:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
-            for claimed, target, event_type, body in jobs:
-                self._start(sender, claimed, target, event_type, body)
             if idle:
                 await self._nap(idle)
 
