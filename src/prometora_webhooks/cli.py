@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from . import gctune
 from .config import ConfigError, Settings, load_settings
 from .crypto import generate_key
 from .domain.errors import AppError
@@ -130,6 +131,7 @@ def _serve(settings: Settings, host: str, port: int, with_worker: bool) -> None:
         access_log=False,
         timeout_graceful_shutdown=int(settings.delivery_timeout) + 5,
     )
+    gctune.settle()
     _graceful_server_class()(config).run()
 
 
@@ -185,6 +187,7 @@ def worker(
         uvloop.install()
     except ImportError:  # pragma: no cover
         pass
+    gctune.settle()
     _run_with_runtime(settings, main)
 
 
