@@ -98,7 +98,7 @@ def run(ctx: Context) -> dict[str, Any]:
             res["limit"] = limit.combine(limits)
         rate = burst.get("deliveries_per_s")
         if paced_s > 0 and rate:
-            ev_rate = round(0.5 * rate / E, 1)
+            ev_rate = float(ctx.opt("paced_rate", 0)) or round(0.5 * rate / E, 1)
             procs.log(f"e2e[{ctx.db}]: paced, {ev_rate} events/s for {paced_s:.0f} s")
             res["paced"] = publish_and_collect(
                 ctx,

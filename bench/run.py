@@ -131,6 +131,9 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--clients", type=int, help="publishing requests in flight")
     common.add_argument("--workers", type=int, help="PostgreSQL: worker processes (default 2)")
     common.add_argument("--paced-seconds", type=float, help="e2e/isolation: paced phase length")
+    common.add_argument(
+        "--paced-rate", type=float, help="e2e: paced events/s (default: half the burst's rate)"
+    )
     common.add_argument("--warmup-events", type=int, help="e2e: warm-up events")
     common.add_argument("--skip-limit", action="store_true", help="e2e: do not measure the limit")
     common.add_argument("--profile", action="store_true", help="e2e, publish: py-spy the services")
@@ -185,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         "clients": args.clients,
         "workers": args.workers,
         "paced_seconds": args.paced_seconds,
+        "paced_rate": args.paced_rate,
         "warmup_events": args.warmup_events,
         "skip_limit": args.skip_limit or None,
         "profile": args.profile or None,

@@ -57,6 +57,7 @@ log = logging.getLogger("prometora_webhooks.worker")
 LEASE_MARGIN_S = 15.0
 MAX_CLAIM = 500
 MAX_IDLE_S = 5.0
+NEXT_DUE_TTL_S = 1.0  # how long a read of the next due time is reused
 CLAIM_GATHER_S = 0.005
 FAILING_ENDPOINT_LIMIT = 4  # in flight per endpoint here while its latest attempt failed
 GAUGE_INTERVAL_S = 10.0  # longest idle wait when other processes' publishes wake us (LISTEN)
@@ -101,6 +102,7 @@ class Worker:
         self._per_endpoint: Counter[str] = Counter()
         self._failing: set[str] = set()  # endpoints whose latest attempt here failed
         self._stopping = asyncio.Event()
+        self._next_due: tuple[int, int | None] | None = None  # (read at, next available_at)
         self._min_claim = max(1, settings.worker_concurrency // 8)
         self.recorded = 0  # attempts written to the log by this worker
         self.lease_prefix = f"{os.getpid():x}-"  # every lease token of this process starts so
@@ -212,14 +214,20 @@ class Worker:
         return 0
 
     async def _idle_wait(self) -> float:
-        """How long to sleep when nothing more is due: until the next due row, within bounds."""
+        """How long to sleep when nothing more is due: until the next due row, within bounds.
+
+        The next due time is read at most every NEXT_DUE_TTL_S (a query per claim cost a
+        round trip per event at low rates); a retry this worker schedules reads it afresh."""
         if not self._notifier.cross_process:
             return self._s.worker_poll_interval
-        async with self._db.read() as conn:
-            next_at = await queue.next_due(conn)
+        now = now_ms()
+        if self._next_due is None or now - self._next_due[0] >= NEXT_DUE_TTL_S * 1000:
+            async with self._db.read() as conn:
+                self._next_due = (now, await queue.next_due(conn))
+        next_at = self._next_due[1]
         if next_at is None:
             return MAX_IDLE_S
-        return max(0.01, min(MAX_IDLE_S, (next_at - now_ms()) / 1000))
+        return max(0.01, min(MAX_IDLE_S, (next_at - now) / 1000))
 
     async def _claim(
         self, limit: int
@@ -473,8 +481,9 @@ class Worker:
                 continue
             self.recorded += len(results)
             self._count(results, dropped, disabled)
-            if any(not r.succeeded and r.trigger == "scheduled" for r in results):
-                self._notifier.notify()  # a retry is now scheduled: recompute the idle wait
+            if deferred or any(not r.succeeded and r.trigger == "scheduled" for r in results):
+                self._next_due = None  # a retry is now scheduled: recompute the idle wait
+                self._notifier.notify()
 
     @staticmethod
     def _count(
