@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import ssl
 import time
 from dataclasses import dataclass
@@ -111,8 +112,10 @@ class Sender:
     ) -> None:
         self._session = session
         # aiohttp's own deadline: it covers the lookup, connecting, the request and reading the
-        # response (one timer per attempt, instead of a second one around the call).
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        # response (one timer per attempt, instead of a second one around the call). Not
+        # rounded up to a whole second (aiohttp does that from 5 s on): rounded, a stalled
+        # receiver's attempts all time out at the same instant and come back as one burst.
+        self._timeout = aiohttp.ClientTimeout(total=timeout, ceil_threshold=math.inf)
         self._allow_http = allow_http
         self._allow_private = allow_private
         self._verdicts: dict[str, str | None] = {}
