@@ -99,6 +99,35 @@ async def test_trickling_body_hits_the_single_deadline(https_server, ca_path) ->
     assert took < TIMEOUT + 1.5
 
 
+async def test_deadlines_are_not_rounded_together(https_server, ca_path) -> None:  # type: ignore[no-untyped-def]
+    """Two attempts to a receiver that never answers, started 0.4 s apart, time out 0.4 s
+    apart. aiohttp rounds deadlines of 5 s or more up to a whole second unless told not to:
+    then a stalled receiver's attempts all fail at one instant, and their retries and new
+    connections come back as one burst that the healthy endpoints' deliveries wait behind."""
+    gap, timeout = 0.4, 5.0
+
+    async def never(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    port = await https_server(never)
+    session = make_session(allow_private=True, ca_bundle=Path(ca_path), limit=10)
+    sender = Sender(session, timeout=timeout, allow_http=False, allow_private=True)
+    loop = asyncio.get_running_loop()
+
+    async def one(delay: float) -> tuple[SendResult, float]:
+        await asyncio.sleep(delay)
+        res = await sender.send(f"https://localhost:{port}/", b"{}", {})
+        return res, loop.time()
+
+    try:
+        (first, end1), (second, end2) = await asyncio.gather(one(0.0), one(gap))
+    finally:
+        await session.close()
+    assert first.error == second.error == "timeout"
+    assert abs((end2 - end1) - gap) < 0.2  # rounded, they would end together or 1 s apart
+
+
 def numbered_lines(size: int) -> bytes:
     """ASCII where every 8-byte line differs ("0000000\\n", "0000001\\n", ...): a body whose
     first KEEP_BYTES cannot be mistaken for any other 1 KiB of it."""
