@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.support import dbpeek
 from tests.support.receiver import Receiver, wait_until
 from tests.support.service import Service
 
@@ -104,6 +105,56 @@ def test_a_failing_endpoint_gets_few_attempts_in_flight_until_one_succeeds(
     fast = sorted(r.at for r in burst[-30:])
     widest = max(sum(1 for t in fast if a <= t < a + 0.15) for a in fast)
     assert widest > 4, f"the cap was not lifted after a success ({widest} at once)"
+
+
+def test_a_stalled_endpoints_backlog_is_parked_and_delivered_once_it_answers(
+    make_service: Callable[..., Service], receiver: Receiver
+) -> None:
+    """An endpoint that times out and stays at its failing cap has its due backlog moved
+    3 x DELIVERY_TIMEOUT ahead (so claims for other endpoints do not step over it); when the
+    receiver answers again, every one of those deliveries arrives, once."""
+    timeout = 1.0
+    svc = make_service(delivery_timeout=str(timeout), retry_delays="", disable_after="10000")
+    svc.start()
+    db_url = svc.env["PROMETORA_WEBHOOKS_DATABASE_URL"]
+    store_id, key = svc.create_store()
+    script = receiver.script("/stuck", delay=30)
+    endpoint_id = svc.create_endpoint(key, receiver.url("/stuck"), ["seller.registered"])["id"]
+    svc.create_endpoint(key, receiver.url("/fine"), ["order.created"])
+    events = [svc.publish(store_id, "seller.registered").json()["id"] for _ in range(150)]
+
+    def parked() -> int:
+        now_ms = int(time.time() * 1000)
+        return int(
+            dbpeek.scalar(
+                db_url,
+                "SELECT count(*) FROM deliveries WHERE endpoint_id = :ep"
+                " AND lease_token IS NULL AND available_at > :soon",
+                ep=endpoint_id,
+                soon=now_ms + int(timeout * 1000),  # beyond any retry or lease of this test
+            )
+        )
+
+    wait_until(lambda: parked() > 50, 30, "the stalled endpoint's backlog parked")
+    due_now = dbpeek.scalar(
+        db_url,
+        "SELECT count(*) FROM deliveries WHERE endpoint_id = :ep AND available_at <= :now",
+        ep=endpoint_id,
+        now=int(time.time() * 1000),
+    )
+    assert due_now < 20, f"{due_now} rows of the stalled endpoint still due"
+    # Another endpoint is served meanwhile.
+    for _ in range(5):
+        assert svc.publish(store_id, "order.created").status_code == 202
+    receiver.wait_for(5, "/fine", timeout=10)
+    # The receiver answers again: everything parked goes out (within 3 x the timeout).
+    script.delay = 0
+    wait_until(
+        lambda: {r.headers["webhook-id"] for r in receiver.received("/stuck")} >= set(events),
+        60,
+        "every parked delivery, once the receiver answers",
+    )
+    wait_until(lambda: parked() == 0, 30, "nothing left parked")
 
 
 def test_metrics_expose_named_series_that_move(service: Service, receiver: Receiver) -> None:

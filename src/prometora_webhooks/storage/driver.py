@@ -49,6 +49,11 @@ async def executemany(conn: AsyncConnection, sql: str, rows: Sequence[tuple[Any,
         await conn.exec_driver_sql(_sql(conn, sql), list(rows))
 
 
+async def execute(conn: AsyncConnection, sql: str, params: tuple[Any, ...] = ()) -> int:
+    """One statement; the number of rows it changed."""
+    return int((await conn.exec_driver_sql(_sql(conn, sql), params)).rowcount or 0)
+
+
 async def fetchall(conn: AsyncConnection, sql: str, params: tuple[Any, ...] = ()) -> Sequence[Any]:
     """The result rows (SQLAlchemy ``Row``s: index them by position)."""
     return (await conn.exec_driver_sql(_sql(conn, sql), params)).all()

@@ -93,6 +93,21 @@ async def claim(
     return [Claimed(r[0], r[1], r[2], r[3], r[4], token) for r in rows]
 
 
+async def park(conn: AsyncConnection, endpoint_id: str, now: int, until: int, limit: int) -> int:
+    """Move up to ``limit`` of an endpoint's due rows (oldest first) to ``until``; how many.
+
+    For an endpoint that is failing and at its in-flight cap: its due rows could not be claimed
+    anyway, and every claim would otherwise step over them in the due index."""
+    skip_locked = " FOR UPDATE SKIP LOCKED" if conn.dialect.name == "postgresql" else ""
+    return await driver.execute(
+        conn,
+        "UPDATE deliveries SET available_at = ? WHERE id IN (SELECT id FROM deliveries"
+        " WHERE endpoint_id = ? AND available_at <= ? ORDER BY available_at"
+        f" LIMIT ?{skip_locked})",
+        (until, endpoint_id, now, limit),
+    )
+
+
 async def finish(conn: AsyncConnection, items: Sequence[tuple[int, str]]) -> None:
     """Remove rows (id, lease token) whose delivery is over: delivered, exhausted or dropped."""
     await driver.executemany(conn, "DELETE FROM deliveries WHERE id = ? AND lease_token = ?", items)
