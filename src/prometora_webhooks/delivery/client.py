@@ -192,6 +192,11 @@ def _literal_ip(url: str) -> IPAddress | None:
 
 async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
     """Read at most READ_CAP bytes of the body; keep the first KEEP_BYTES."""
+    announced = resp.content_length
+    if announced is not None and announced <= READ_CAP:
+        # The usual case, a short body of known length: one read (the parser stops at the
+        # announced length, so no more than that crosses over).
+        return (await resp.read())[:KEEP_BYTES]
     kept = bytearray()
     total = 0
     while total < READ_CAP:

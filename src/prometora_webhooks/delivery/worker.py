@@ -531,9 +531,12 @@ class Worker:
         dropped: list[tuple[int, str]],
         disabled: list[tuple[str, str]],
     ) -> None:
+        counts = Counter(("succeeded" if r.succeeded else "failed", r.trigger) for r in results)
+        for (outcome, trigger), n in counts.items():
+            metrics.ATTEMPTS.labels(outcome, trigger).inc(n)
+        observe = metrics.ATTEMPT_SECONDS.observe
         for r in results:
-            metrics.ATTEMPTS.labels("succeeded" if r.succeeded else "failed", r.trigger).inc()
-            metrics.ATTEMPT_SECONDS.observe(r.response_time_ms / 1000)
+            observe(r.response_time_ms / 1000)
         if dropped:
             metrics.DROPPED.inc(len(dropped))
         for endpoint_id, reason in disabled:
