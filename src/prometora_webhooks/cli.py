@@ -47,9 +47,9 @@ def _settings(**overrides: Any) -> Settings:
         raise AssertionError from None  # unreachable
 
 
-def _runtime(settings: Settings) -> Runtime:
+def _runtime(settings: Settings, *, pre_ping: bool = True) -> Runtime:
     try:
-        return Runtime.build(settings)
+        return Runtime.build(settings, pre_ping=pre_ping)
     except ConfigError as exc:
         _fail(str(exc))
         raise AssertionError from None
@@ -82,9 +82,11 @@ def _logging() -> None:
     logs.setup()
 
 
-def _run_with_runtime(settings: Settings, fn: Callable[[Runtime], Awaitable[T]]) -> T:
+def _run_with_runtime(
+    settings: Settings, fn: Callable[[Runtime], Awaitable[T]], *, pre_ping: bool = True
+) -> T:
     async def main() -> T:
-        rt = _runtime(settings)
+        rt = _runtime(settings, pre_ping=pre_ping)
         try:
             return await fn(rt)
         except AppError as exc:
@@ -188,7 +190,10 @@ def worker(
     except ImportError:  # pragma: no cover
         pass
     gctune.settle()
-    _run_with_runtime(settings, main)
+    # No pool pre-ping: a claim or write that meets a connection the database dropped is
+    # retried by the worker's loops (and the pool is refreshed), so the round trip per
+    # transaction buys nothing here.
+    _run_with_runtime(settings, main, pre_ping=False)
 
 
 @app.command()

@@ -67,8 +67,8 @@ class Runtime:
     public_url: str = "http://127.0.0.1:8000"
 
     @classmethod
-    def build(cls, settings: Settings) -> Runtime:
-        db = Database(settings.database_url)
+    def build(cls, settings: Settings, *, pre_ping: bool = True) -> Runtime:
+        db = Database(settings.database_url, pre_ping=pre_ping)
         box = load_secret_box(settings)
         catalog = Catalog.load()
         notifier = Notifier() if db.is_sqlite else PgNotifier(listen_dsn(db.url))

@@ -30,12 +30,15 @@ def listen_dsn(url: str) -> str:
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, pre_ping: bool = True) -> None:
+        """``pre_ping``: test each pooled PostgreSQL connection before use (a round trip per
+        transaction), so that the first request after a database restart does not fail. The
+        ``worker`` turns it off: it retries a failed claim or write anyway."""
         self.url = async_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         kwargs: dict[str, Any] = {}
         if not self.is_sqlite:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping)
         else:
             kwargs.update(connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
