@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     ca_bundle: Path | None = None
 
     # Internal tuning knobs (not part of the public contract).
-    worker_concurrency: int = Field(default=256, ge=1, le=10_000)
+    worker_concurrency: int = Field(default=512, ge=1, le=10_000)
     worker_per_endpoint_limit: int = Field(default=32, ge=1, le=10_000)
     worker_poll_interval: float = Field(default=0.25, gt=0, le=60)
     purge_interval: float = Field(default=60.0, gt=0)

@@ -135,14 +135,9 @@ def test_a_stalled_endpoints_backlog_is_parked_and_delivered_once_it_answers(
             )
         )
 
-    wait_until(lambda: parked() > 50, 30, "the stalled endpoint's backlog parked")
-    due_now = dbpeek.scalar(
-        db_url,
-        "SELECT count(*) FROM deliveries WHERE endpoint_id = :ep AND available_at <= :now",
-        ep=endpoint_id,
-        now=int(time.time() * 1000),
-    )
-    assert due_now < 20, f"{due_now} rows of the stalled endpoint still due"
+    # Most of the backlog is parked at once (the first wave and a few attempts since are not;
+    # parked rows that come due again are parked again at the next claim).
+    wait_until(lambda: parked() >= 80, 30, "the stalled endpoint's backlog parked")
     # Another endpoint is served meanwhile.
     for _ in range(5):
         assert svc.publish(store_id, "order.created").status_code == 202
