@@ -36,19 +36,24 @@ def secret_key(secret: str) -> bytes:
     return key
 
 
+def _payload(msg_id: str, timestamp: int, body: bytes) -> bytes:
+    return b"%s.%d.%s" % (msg_id.encode(), timestamp, body)
+
+
+def _v1(key: bytes, payload: bytes) -> str:
+    return "v1," + base64.b64encode(hmac.digest(key, payload, hashlib.sha256)).decode("ascii")
+
+
 def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
     """One ``v1,<base64>`` signature."""
-    payload = b"%s.%d.%s" % (msg_id.encode(), timestamp, body)
-    digest = hmac.digest(key, payload, hashlib.sha256)
-    return "v1," + base64.b64encode(digest).decode("ascii")
+    return _v1(key, _payload(msg_id, timestamp, body))
 
 
 def signature_header(keys: Iterable[bytes], msg_id: str, timestamp: int, body: bytes) -> str:
-    """The ``webhook-signature`` value: one signature per key, newest key first."""
-    payload = b"%s.%d.%s" % (msg_id.encode(), timestamp, body)
-    return " ".join(
-        ["v1," + base64.b64encode(hmac.digest(k, payload, hashlib.sha256)).decode() for k in keys]
-    )
+    """The ``webhook-signature`` value: one signature per key, newest key first (the signed
+    payload is built once for all of them)."""
+    payload = _payload(msg_id, timestamp, body)
+    return " ".join([_v1(k, payload) for k in keys])
 
 
 def verify(key: bytes, msg_id: str, timestamp: int, body: bytes, header: str) -> bool:
