@@ -11,28 +11,26 @@ Only plain columns and literals go in them; every value is a bound parameter.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-_rendered: dict[tuple[bool, str], str] = {}
 
-
+@functools.lru_cache(maxsize=1024)
 def render(sql: str, *, dollar: bool) -> str:
     """``?`` placeholders as the driver wants them: as they are (sqlite3), or ``$1, $2, …``
     (asyncpg). The statements here hold no ``?`` other than placeholders."""
-    key = (dollar, sql)
-    out = _rendered.get(key)
-    if out is None:
-        if dollar:
-            parts = sql.split("?")
-            out = parts[0] + "".join(f"${i}{p}" for i, p in enumerate(parts[1:], 1))
-        else:
-            out = sql
-        if len(_rendered) < 1024:
-            _rendered[key] = out
-    return out
+    if not dollar:
+        return sql
+    parts = sql.split("?")
+    return parts[0] + "".join(f"${i}{p}" for i, p in enumerate(parts[1:], 1))
+
+
+def is_postgres(conn: AsyncConnection) -> bool:
+    """The statements that differ by database (locking, ``greatest``/``max``) ask this."""
+    return conn.dialect.name == "postgresql"
 
 
 def placeholders(n: int) -> str:
@@ -41,7 +39,7 @@ def placeholders(n: int) -> str:
 
 
 def _sql(conn: AsyncConnection, sql: str) -> str:
-    return render(sql, dollar=conn.dialect.name == "postgresql")
+    return render(sql, dollar=is_postgres(conn))
 
 
 async def executemany(conn: AsyncConnection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:

@@ -257,7 +257,7 @@ async def apply_counters(
 ) -> None:
     """(endpoint_id, reset, failures, last_started_at): set or add to the failure counter."""
     # SQLite's max() of several arguments is PostgreSQL's greatest() (NULL aside: COALESCE).
-    sql = _COUNTERS_SQL.format(latest="max" if conn.dialect.name == "sqlite" else "greatest")
+    sql = _COUNTERS_SQL.format(latest="greatest" if driver.is_postgres(conn) else "max")
     # A fixed order (by id) keeps concurrent workers from deadlocking on endpoint rows.
     await driver.executemany(
         conn,

@@ -78,7 +78,7 @@ async def claim(
     exclude_endpoints: Sequence[str] = (),
 ) -> list[Claimed]:
     """Lease up to ``limit`` due rows, oldest first, leaving out ``exclude_endpoints``."""
-    pg = conn.dialect.name == "postgresql"
+    pg = driver.is_postgres(conn)
     sql = _CLAIM_SQL.format(
         exclude=(
             f" AND endpoint_id NOT IN ({driver.placeholders(len(exclude_endpoints))})"
@@ -98,7 +98,7 @@ async def park(conn: AsyncConnection, endpoint_id: str, now: int, until: int, li
 
     For an endpoint that is failing and at its in-flight cap: its due rows could not be claimed
     anyway, and every claim would otherwise step over them in the due index."""
-    skip_locked = " FOR UPDATE SKIP LOCKED" if conn.dialect.name == "postgresql" else ""
+    skip_locked = " FOR UPDATE SKIP LOCKED" if driver.is_postgres(conn) else ""
     return await driver.execute(
         conn,
         "UPDATE deliveries SET available_at = ? WHERE id IN (SELECT id FROM deliveries"
