@@ -250,9 +250,10 @@ class Worker:
         now = now_ms()
         lease_until = now + int((self._s.delivery_timeout + LEASE_MARGIN_S) * 1000)
         token = self.lease_prefix + secrets.token_hex(8)
+        saturated = self._saturated()
         async with self._db.write() as conn:
             await self._park(conn, now)
-            claimed = await queue.claim(conn, now, lease_until, token, limit, self._saturated())
+            claimed = await queue.claim(conn, now, lease_until, token, limit, saturated)
             room = {ep: self._cap(ep) - n for ep, n in self._per_endpoint.items()}
             keep: list[Claimed] = []
             over: list[tuple[int, str]] = []
@@ -282,8 +283,8 @@ class Worker:
         return full
 
     async def _park(self, conn: AsyncConnection, now: int) -> None:
-        """Park the due backlog of failing endpoints that have been at their cap a while."""
-        self._saturated()
+        """Park the due backlog of failing endpoints that have been at their cap a while
+        (``_saturated_since``, as the claim's ``_saturated()`` just left it)."""
         stalled = [
             ep
             for ep, since in self._saturated_since.items()

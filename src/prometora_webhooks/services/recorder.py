@@ -41,26 +41,8 @@ class Recorder:
         """
         now = now_ms()
         p = plan(results, self._delays, now)
-        rows = [
-            (
-                r.attempt_id,
-                r.endpoint_id,
-                r.event_id,
-                r.event_type,
-                r.store_id,
-                r.attempt,
-                r.trigger,
-                "succeeded" if r.succeeded else "failed",
-                r.http_status,
-                r.response_time_ms,
-                r.error,
-                r.response_body,
-                r.started_at,
-            )
-            for r in results
-        ]
         async with self._db.write() as conn:
-            await attempt_q.insert_many(conn, rows)
+            await attempt_q.insert_results(conn, results)
             await queue.finish(conn, [*p.finished, *dropped])
             await queue.reschedule(conn, p.retries)
             await queue.release(conn, deferred, now + self._defer_ms)

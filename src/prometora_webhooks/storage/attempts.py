@@ -9,6 +9,7 @@ from sqlalchemy import and_, delete, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.models import Attempt
+from ..domain.outcomes import AttemptResult
 from . import driver
 from .tables import attempts
 
@@ -52,9 +53,31 @@ INSERT_SQL = (
 )
 
 
-async def insert_many(conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Rows in ``INSERT_SQL``'s column order (the recorder's hot path: driver SQL)."""
-    await driver.executemany(conn, INSERT_SQL, rows)
+async def insert_results(conn: AsyncConnection, results: Sequence[AttemptResult]) -> None:
+    """One row per finished attempt (the recorder's hot path: driver SQL, tuples in
+    ``INSERT_SQL``'s column order)."""
+    await driver.executemany(
+        conn,
+        INSERT_SQL,
+        [
+            (
+                r.attempt_id,
+                r.endpoint_id,
+                r.event_id,
+                r.event_type,
+                r.store_id,
+                r.attempt,
+                r.trigger,
+                "succeeded" if r.succeeded else "failed",
+                r.http_status,
+                r.response_time_ms,
+                r.error,
+                r.response_body,
+                r.started_at,
+            )
+            for r in results
+        ],
+    )
 
 
 async def get(conn: AsyncConnection, attempt_id: str) -> Attempt | None:
