@@ -42,7 +42,11 @@ class Context:
 
     def pg(self) -> PgCluster:
         if self._pg is None:
-            self._pg = PgCluster.start(self.workdir / "pg", self.cores.others)
+            self._pg = PgCluster.start(
+                self.workdir / "pg",
+                self.cores.others,
+                statements=bool(self.opt("pg_statements", False)),
+            )
         return self._pg
 
     def close(self) -> None:

@@ -34,6 +34,7 @@ def run(ctx: Context) -> dict[str, Any]:
     paced_s = float(ctx.opt("paced_seconds", 3 if ctx.quick else 10))
     warm_n = int(ctx.opt("warmup_events", min(200, M)))
     profile = bool(ctx.opt("profile", False))
+    profile_phase = str(ctx.opt("profile_phase", "burst"))
     res: dict[str, Any] = {
         "config": {
             "db": ctx.db,
@@ -82,15 +83,19 @@ def run(ctx: Context) -> dict[str, Any]:
                 k: warm[k] for k in ("delivered", "expected_deliveries", "deliveries_per_s")
             }
         procs.log(f"e2e[{ctx.db}]: burst, {M} events x {E} endpoints")
-        profilers = []
-        if profile:
-            profilers = [
+
+        def profilers(phase: str) -> list[tuple[str, Profiler]]:
+            if not profile or phase != profile_phase:
+                return []
+            return [
                 (name, Profiler(pid, ctx.workdir / f"profile-{name}.raw", ctx.cores.others))
                 for name, pid in svc.pids().items()
             ]
+
+        running = profilers("burst")
         burst = publish_and_collect(ctx, mode="burst", events=M, first_index=warm_n, **common)
-        if profilers:
-            res["profile"] = {name: p.stop() for name, p in profilers}
+        if running:
+            res["profile"] = {name: p.stop() for name, p in running}
         res["burst"] = burst
         if with_limit:
             procs.log(f"e2e[{ctx.db}]: the limit again")
@@ -100,6 +105,7 @@ def run(ctx: Context) -> dict[str, Any]:
         if paced_s > 0 and rate:
             ev_rate = float(ctx.opt("paced_rate", 0)) or round(0.5 * rate / E, 1)
             procs.log(f"e2e[{ctx.db}]: paced, {ev_rate} events/s for {paced_s:.0f} s")
+            running = profilers("paced")
             res["paced"] = publish_and_collect(
                 ctx,
                 mode="paced",
@@ -109,6 +115,8 @@ def run(ctx: Context) -> dict[str, Any]:
                 **common,
             )
             res["paced"]["events_per_s_target"] = ev_rate
+            if running:
+                res["profile"] = {name: p.stop() for name, p in running}
         total = sum(res[p]["delivered"] if p in res else 0 for p in ("burst", "paced")) + (
             res["warmup"]["delivered"] if "warmup" in res else 0
         )
@@ -129,6 +137,8 @@ def run(ctx: Context) -> dict[str, Any]:
         raise
     finally:
         svc.stop()
+    if svc.pg_statements:
+        res["pg_statements"] = svc.pg_statements
     _targets(res)
     return res
 

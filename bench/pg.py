@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import glob
+import json
 import os
 import shutil
 import sqlite3
@@ -38,9 +39,11 @@ class PgCluster:
     port: int
     as_user: list[str]
     proc: subprocess.Popen[bytes]
+    statements: bool = False  # pg_stat_statements loaded (bench --pg-statements)
 
     @classmethod
-    def start(cls, base: Path, cpus: Iterable[int]) -> PgCluster:
+    def start(cls, base: Path, cpus: Iterable[int], *, statements: bool = False) -> PgCluster:
+        """``statements``: load pg_stat_statements, to report the costliest statements."""
         bindir = _pg_bin()
         base.mkdir(mode=0o755, exist_ok=True)
         datadir = base / "data"
@@ -71,7 +74,13 @@ class PgCluster:
         conf = (
             f"\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n"
             "max_connections = 300\nshared_buffers = 256MB\nmax_wal_size = 2GB\n"
-            "# durable, as a production server: fsync, synchronous_commit and full_page_writes on\n"
+            + (
+                "shared_preload_libraries = 'pg_stat_statements'\n"
+                "pg_stat_statements.track_planning = on\n"
+                if statements
+                else ""
+            )
+            + "# durable, as in production: fsync, synchronous_commit and full_page_writes on\n"
         )
         with open(datadir / "postgresql.conf", "a") as fh:
             fh.write(conf)
@@ -81,7 +90,7 @@ class PgCluster:
             log_path=None,
             stdout=subprocess.DEVNULL,
         )
-        cluster = cls(datadir, bindir, port, as_user, proc)
+        cluster = cls(datadir, bindir, port, as_user, proc, statements)
 
         def ready() -> bool:
             if proc.poll() is not None:
@@ -124,7 +133,23 @@ class PgCluster:
     def create_database(self) -> str:
         name = "bench_" + uuid.uuid4().hex[:10]
         self.psql(f"CREATE DATABASE {name}")
+        if self.statements:
+            self.psql("CREATE EXTENSION pg_stat_statements", name)
         return name
+
+    def top_statements(self, db: str, n: int = 15) -> list[dict[str, Any]]:
+        """The database's statements by total time (execution + planning), costliest first."""
+        out = self.psql(
+            "SELECT json_agg(s) FROM (SELECT calls, rows,"
+            " round(total_exec_time::numeric, 1) AS exec_ms,"
+            " round(total_plan_time::numeric, 1) AS plan_ms,"
+            " left(regexp_replace(query, '\\s+', ' ', 'g'), 160) AS query"
+            " FROM pg_stat_statements JOIN pg_database d ON d.oid = dbid"
+            f" WHERE d.datname = '{db}'"
+            f" ORDER BY total_exec_time + total_plan_time DESC LIMIT {int(n)}) s",
+            db,
+        )
+        return list(json.loads(out or "[]"))
 
     def drop_database(self, name: str) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):

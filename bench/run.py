@@ -137,10 +137,26 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--warmup-events", type=int, help="e2e: warm-up events")
     common.add_argument("--skip-limit", action="store_true", help="e2e: do not measure the limit")
     common.add_argument("--profile", action="store_true", help="e2e, publish: py-spy the services")
+    common.add_argument(
+        "--profile-phase",
+        choices=["burst", "paced"],
+        help="e2e: the phase --profile samples (default: the burst)",
+    )
     common.add_argument("--backlog", type=int, help="backlog: pending deliveries to insert")
     common.add_argument("--window", type=float, help="backlog: seconds of draining to sample")
     common.add_argument("--peers-venv", help="peers: reuse this virtualenv (created if missing)")
     common.add_argument("--only", help="peers: comma-separated subset: ours,djw,dow")
+    common.add_argument(
+        "--pg-statements",
+        action="store_true",
+        help="e2e on PostgreSQL: load pg_stat_statements and report the costliest statements",
+    )
+    common.add_argument(
+        "--set",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a setting for every service process started (A/B runs), e.g. WORKER_CONCURRENCY=64",
+    )
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__, parents=[common])
     sub = p.add_subparsers(dest="scenario")
     for name in [*MODULES, "standard"]:
@@ -192,10 +208,13 @@ def main(argv: list[str] | None = None) -> int:
         "warmup_events": args.warmup_events,
         "skip_limit": args.skip_limit or None,
         "profile": args.profile or None,
+        "profile_phase": args.profile_phase,
         "backlog": args.backlog,
         "window": args.window,
         "peers_venv": args.peers_venv,
         "only": args.only,
+        "set": args.set,
+        "pg_statements": args.pg_statements or None,
     }
     doc: dict[str, Any] = {
         "meta": {

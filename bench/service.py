@@ -37,6 +37,7 @@ class Service:
         self.dir = self.ctx.workdir / f"{self.name}-{self.ctx.next_id()}"
         self.dir.mkdir()
         self.pg_db: str | None = None
+        self.pg_statements: list[dict[str, Any]] = []  # --pg-statements, filled at stop()
         if self.db == "sqlite":
             self.url = f"sqlite:///{self.dir / 'webhooks.db'}"
         else:
@@ -54,6 +55,9 @@ class Service:
             env["PROMETORA_WEBHOOKS_SECRET_KEY"] = base64.b64encode(
                 secrets.token_bytes(32)
             ).decode()
+        for item in self.ctx.opt("set", None) or []:  # --set NAME=VALUE, for A/B runs
+            name, _, value = item.partition("=")
+            env["PROMETORA_WEBHOOKS_" + name.upper().removeprefix("PROMETORA_WEBHOOKS_")] = value
         env.update(self.env_extra)
         self.env = env
         self.http = httpx.Client(timeout=60)
@@ -138,6 +142,8 @@ class Service:
         self.procs_.clear()
         self.http.close()
         if self.pg_db is not None and self.ctx._pg is not None:
+            if self.ctx._pg.statements:
+                self.pg_statements = self.ctx.pg().top_statements(self.pg_db)
             self.ctx.pg().drop_database(self.pg_db)
 
     def logs_tail(self, n: int = 2000) -> str:

@@ -61,6 +61,9 @@ log = logging.getLogger("prometora_webhooks.worker")
 
 LEASE_MARGIN_S = 15.0
 MAX_CLAIM = 500
+CLAIM_SCAN_FACTOR = 2  # due rows a claim looks at, per row it may take (room per endpoint)
+MAX_CLAIM_SCAN = 2000
+MAX_ROOM_ENTRIES = 500  # endpoints whose own room a claim is told (the others get the cap)
 MAX_IDLE_S = 5.0
 NEXT_DUE_TTL_S = 1.0  # how long a read of the next due time is reused
 CLAIM_GATHER_S = 0.005
@@ -251,12 +254,23 @@ class Worker:
         lease_until = now + int((self._s.delivery_timeout + LEASE_MARGIN_S) * 1000)
         token = self.lease_prefix + secrets.token_hex(8)
         saturated = self._saturated()
+        room = self._room_left(saturated)
         async with self._db.write() as conn:
             await self._park(conn, now)
-            claimed = await queue.claim(conn, now, lease_until, token, limit, saturated)
-            room = {ep: self._cap(ep) - n for ep, n in self._per_endpoint.items()}
+            claimed = await queue.claim(
+                conn,
+                now,
+                lease_until,
+                token,
+                limit,
+                room=room,
+                default_room=self._s.worker_per_endpoint_limit,
+                scan=min(CLAIM_SCAN_FACTOR * limit, MAX_CLAIM_SCAN),
+                exclude_endpoints=saturated,
+            )
             keep: list[Claimed] = []
             over: list[tuple[int, str]] = []
+            room = dict(room)
             for c in claimed:
                 left = room.get(c.endpoint_id)
                 if left is None:
@@ -274,6 +288,19 @@ class Worker:
             async with self._db.read() as conn:
                 loaded = await self._load(conn, keep, now)
         return keep, self._prepare(keep, *loaded)
+
+    def _room_left(self, saturated: list[str]) -> dict[str, int]:
+        """Endpoint → attempts it may still get here, where that is not the configured cap:
+        the ones in flight, and failing ones (bounded: for the rest of a huge failing set the
+        claim's rows over the cap are given back instead)."""
+        full = set(saturated)
+        room = {ep: self._cap(ep) - n for ep, n in self._per_endpoint.items() if ep not in full}
+        for ep in self._failing:
+            if len(room) >= MAX_ROOM_ENTRIES:
+                break
+            if ep not in room and ep not in full:
+                room[ep] = self._cap(ep)
+        return room
 
     def _saturated(self) -> list[str]:
         """Endpoints at their in-flight cap here: left out of claims until a slot frees."""

@@ -7,9 +7,10 @@ the row. A worker that dies simply lets its lease run out, and another worker cl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import orjson
 from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -60,13 +61,33 @@ async def enqueue_many(
         )
 
 
+# Claiming, in one statement: lock (PostgreSQL: skipping rows other workers hold) the oldest
+# ``scan`` due rows, number each endpoint's rows among them, and lease the oldest ``limit`` of
+# those within their endpoint's room (the caller's per-endpoint in-flight allowance). Rows over
+# an endpoint's room are only looked at, never written: a lease given back would cost an UPDATE,
+# new index entries, and a second claim of the same row. The room and the endpoints left out
+# are passed as JSON, so that the statement's text (and its prepared plan) is the same whatever
+# their number.
 _CLAIM_SQL = (
-    "WITH picked AS (SELECT id FROM deliveries WHERE available_at <= ?{exclude}"
-    " ORDER BY available_at LIMIT ?{lock})"
+    "WITH room (endpoint_id, n) AS ({room}),"
+    " cand AS (SELECT id, endpoint_id, available_at FROM deliveries"
+    " WHERE available_at <= ?{exclude} ORDER BY available_at LIMIT ?{lock}),"
+    " ranked AS (SELECT id, endpoint_id, available_at, row_number() OVER"
+    " (PARTITION BY endpoint_id ORDER BY available_at, id) AS rn FROM cand),"
+    " picked AS (SELECT ranked.id FROM ranked"
+    " LEFT JOIN room ON room.endpoint_id = ranked.endpoint_id"
+    " WHERE ranked.rn <= COALESCE(room.n, ?) ORDER BY ranked.available_at LIMIT ?)"
     " UPDATE deliveries SET available_at = ?, lease_token = ?"
     " FROM picked WHERE deliveries.id = picked.id"
     ' RETURNING {t}id, {t}endpoint_id, {t}event_id, {t}attempt, {t}"trigger"'
 )
+_DIALECT = {  # the JSON parts: (room from an object, a list of endpoint ids)
+    True: (
+        "SELECT key, CAST(value AS INTEGER) FROM json_each_text(CAST(? AS json))",
+        "SELECT json_array_elements_text(CAST(? AS json))",
+    ),
+    False: ("SELECT key, value FROM json_each(?)", "SELECT value FROM json_each(?)"),
+}
 
 
 async def claim(
@@ -75,21 +96,36 @@ async def claim(
     lease_until: int,
     token: str,
     limit: int,
+    *,
+    room: Mapping[str, int],
+    default_room: int,
+    scan: int,
     exclude_endpoints: Sequence[str] = (),
 ) -> list[Claimed]:
-    """Lease up to ``limit`` due rows, oldest first, leaving out ``exclude_endpoints``."""
+    """Lease up to ``limit`` due rows, oldest first, at most ``room[endpoint]`` (else
+    ``default_room``) per endpoint, from the oldest ``scan`` due rows; ``exclude_endpoints``
+    are left out altogether."""
     pg = driver.is_postgres(conn)
+    room_sql, list_sql = _DIALECT[pg]
     sql = _CLAIM_SQL.format(
-        exclude=(
-            f" AND endpoint_id NOT IN ({driver.placeholders(len(exclude_endpoints))})"
-            if exclude_endpoints
-            else ""
-        ),
+        room=room_sql,
+        exclude=f" AND endpoint_id NOT IN ({list_sql})" if exclude_endpoints else "",
         # Lock the chosen rows; rows other workers hold are skipped, never waited on.
         lock=" FOR UPDATE SKIP LOCKED" if pg else "",
         t="deliveries." if pg else "",  # PostgreSQL: "id" alone would also name picked.id
     )
-    rows = await driver.fetchall(conn, sql, (now, *exclude_endpoints, limit, lease_until, token))
+    exclude = (orjson.dumps(list(exclude_endpoints)).decode(),) if exclude_endpoints else ()
+    params = (
+        orjson.dumps(dict(room)).decode(),
+        now,
+        *exclude,
+        scan,
+        default_room,
+        limit,
+        lease_until,
+        token,
+    )
+    rows = await driver.fetchall(conn, sql, params)
     return [Claimed(r[0], r[1], r[2], r[3], r[4], token) for r in rows]
 
 

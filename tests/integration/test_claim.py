@@ -1,0 +1,97 @@
+"""The claim query on its own (both databases): oldest first, at most each endpoint's room, and
+rows over an endpoint's room left exactly as they were (not leased and given back)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+from prometora_webhooks.storage import queue
+from prometora_webhooks.storage.database import Database
+from prometora_webhooks.storage.migrate import upgrade_async
+from prometora_webhooks.storage.queue import Claimed
+
+NOW = 1_000_000
+LEASE = NOW + 60_000
+
+
+def _run(db_url: str, body: Callable[[Database], Awaitable[object]]) -> object:
+    async def main() -> object:
+        await upgrade_async(db_url)
+        db = Database(db_url)
+        try:
+            return await body(db)
+        finally:
+            await db.engine.dispose()
+
+    return asyncio.run(main())
+
+
+async def _queue(db: Database, rows: list[tuple[str, int]]) -> None:
+    """(endpoint id, available_at) rows, event ids e0, e1, … in the given order."""
+    async with db.write() as conn:
+        for i, (ep, at) in enumerate(rows):
+            await queue.enqueue(conn, ep, f"e{i}", "scheduled", at)
+
+
+async def _claim(db: Database, limit: int, **kw: object) -> list[Claimed]:
+    async with db.write() as conn:
+        return await queue.claim(conn, NOW, LEASE, "tok", limit, **kw)  # type: ignore[arg-type]
+
+
+async def _leased(db: Database) -> list[tuple[str, str]]:
+    async with db.read() as conn:
+        rows = await conn.exec_driver_sql(
+            "SELECT event_id, available_at, lease_token FROM deliveries ORDER BY id"
+        )
+        return [(r[0], "leased" if r[2] else str(r[1])) for r in rows]
+
+
+def test_claim_takes_each_endpoint_up_to_its_room_oldest_first(db_url: str) -> None:
+    # a's rows are the oldest (10 of them), then b's and c's interleaved.
+    rows = [("a", 100 + i) for i in range(10)]
+    rows += [(("b", "c")[i % 2], 200 + i) for i in range(10)]
+    rows += [("late", NOW + 1)]  # not due
+
+    async def body(db: Database) -> tuple[list[Claimed], list[tuple[str, str]]]:
+        await _queue(db, rows)
+        got = await _claim(db, 100, room={"a": 3, "c": 1}, default_room=2, scan=100)
+        return got, await _leased(db)
+
+    got, state = _run(db_url, body)  # type: ignore[misc]
+    assert Counter(c.endpoint_id for c in got) == {"a": 3, "b": 2, "c": 1}
+    # Oldest of each endpoint: a's first three, b's first two (e10, e12), c's first (e11).
+    assert sorted(c.event_id for c in got) == sorted(["e0", "e1", "e2", "e10", "e12", "e11"])
+    assert all(c.lease_token == "tok" for c in got)
+    taken = {c.event_id for c in got}
+    for event_id, status in state:
+        if event_id in taken:
+            assert status == "leased"
+        else:  # untouched: still due at its own time, no lease
+            idx = int(event_id[1:])
+            assert status == str(rows[idx][1]), (event_id, status)
+
+
+def test_claim_limit_scan_and_exclusions(db_url: str) -> None:
+    rows = [(("a", "b", "c")[i % 3], 100 + i) for i in range(30)]
+
+    async def body(db: Database) -> tuple[list[Claimed], list[Claimed], list[Claimed]]:
+        await _queue(db, rows)
+        # Only the 6 oldest due rows are looked at: two per endpoint, one each within room.
+        scanned = await _claim(db, 100, room={}, default_room=1, scan=6)
+        # b is left out; the limit stops at 4 (oldest first across a and c).
+        limited = await _claim(db, 4, room={}, default_room=10, scan=100, exclude_endpoints=["b"])
+        rest = await _claim(db, 100, room={}, default_room=100, scan=100)
+        return scanned, limited, rest
+
+    scanned, limited, rest = _run(db_url, body)  # type: ignore[misc]
+    assert sorted(c.event_id for c in scanned) == ["e0", "e1", "e2"]
+    assert [c.event_id for c in sorted(limited, key=lambda c: int(c.event_id[1:]))] == [
+        "e3",
+        "e5",
+        "e6",
+        "e8",
+    ]
+    ids = {c.event_id for c in scanned + limited + rest}
+    assert len(scanned) + len(limited) + len(rest) == len(ids) == 30  # each row once
