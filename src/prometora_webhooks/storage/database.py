@@ -11,6 +11,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from .sqlite_inline import InlineConnection
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -40,7 +42,12 @@ class Database:
         if not self.is_sqlite:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping)
         else:
-            kwargs.update(connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+            path = make_url(self.url).database or ""
+            kwargs.update(
+                async_creator=lambda: InlineConnection.connect(
+                    path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000
+                )
+            )
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         # SQLite has one writer at a time. Queue this process's writers here, in order, rather
         # than in SQLite's busy handler, which sleeps in growing steps (up to 100 ms) between
