@@ -21,7 +21,7 @@ from .common import random_run_id, ratio
 from .context import Context
 from .profiling import Profiler
 from .service import Service
-from .workload import publish_and_collect
+from .workload import PhaseArgs, publish_and_collect
 
 RSS_TARGET_MB = 250
 
@@ -67,7 +67,7 @@ def run(ctx: Context) -> dict[str, Any]:
                 "SELECT count(*) FROM attempts WHERE status = 'succeeded'", logged["n"], 120
             )
 
-        common = {
+        common: PhaseArgs = {
             "targets": targets,
             "per_event": E,
             "clients": C,

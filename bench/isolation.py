@@ -19,7 +19,7 @@ from . import procs
 from .common import random_run_id, ratio
 from .context import Context
 from .service import Service
-from .workload import publish_and_collect
+from .workload import PhaseArgs, publish_and_collect
 
 
 def _one(
@@ -36,7 +36,7 @@ def _one(
         paths = [f"/iso/{i}" for i in range(healthy)] + [f"/stall/{i}" for i in range(stalled)]
         stores, _ = svc.setup_endpoints(paths)
         targets = [f"{svc.base_url}/v1/stores/{sid}/events" for sid in stores]
-        common = {
+        common: PhaseArgs = {
             "targets": targets,
             "per_event": healthy,
             "run": random_run_id(),

@@ -15,7 +15,7 @@ from .common import random_run_id
 from .context import Context
 from .profiling import Profiler
 from .service import Service
-from .workload import publish_and_collect
+from .workload import PhaseArgs, publish_and_collect
 
 TARGET_PER_S = 1500
 
@@ -32,7 +32,7 @@ def run(ctx: Context) -> dict[str, Any]:
         stores, _eps = svc.setup_endpoints([f"/pub/{i}" for i in range(E)])
         targets = [f"{svc.base_url}/v1/stores/{sid}/events" for sid in stores]
         headers = {"authorization": "Bearer " + svc.env["PROMETORA_WEBHOOKS_ADMIN_TOKEN"]}
-        common = {
+        common: PhaseArgs = {
             "targets": targets,
             "per_event": 0,  # nothing is sent: no worker runs
             "clients": C,

@@ -96,11 +96,11 @@ class Service:
         for p in started:
             name = next(nm for nm, q in self.procs_ if q is p)
             log = self.dir / f"{name}.log"
-            procs.wait_until(
-                lambda p=p, log=log: self._alive(p, log) and "worker started" in log.read_text(),
-                60,
-                f"{name} started",
-            )
+
+            def worker_started(p: subprocess.Popen[bytes] = p, log: Path = log) -> bool:
+                return self._alive(p, log) and "worker started" in log.read_text()
+
+            procs.wait_until(worker_started, 60, f"{name} started")
 
     def _alive(self, p: subprocess.Popen[bytes], log: Path) -> bool:
         if p.poll() is not None:

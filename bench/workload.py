@@ -6,11 +6,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection
-from typing import Any
+from typing import Any, Required, TypedDict
 
 from . import procs
 from .common import latency_ms, ratio
 from .context import Context
+
+
+class PhaseArgs(TypedDict, total=False):
+    """The keyword arguments of ``publish_and_collect`` that a scenario's phases share (passed
+    as ``**common``); the required ones have no default there."""
+
+    targets: Required[list[str]]
+    per_event: Required[int]
+    run: Required[str]
+    clients: int
+    headers: dict[str, str]
+    healthy: Callable[[str], bool]
+    recorded: Callable[[int], float | None]
+    pids: Callable[[], dict[str, int]]
 
 
 def publish_and_collect(
