@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from tests.support import dbpeek
 from tests.support.receiver import Receiver, wait_until
@@ -266,30 +269,57 @@ def test_queue_gauges_follow_a_due_backlog_until_it_drains(
     wait_until(lambda: backlog() == (0, 0), 15, "the gauges back to 0", backlog)
 
 
-def test_readyz_fails_while_postgres_is_down(
-    make_service: Callable[..., Service], db_kind: str, request: object
+@contextmanager
+def _database_gone(db_kind: str, db_url: str, request: pytest.FixtureRequest) -> Iterator[None]:
+    """Make the service's database unusable, and put it back on exit: PostgreSQL stopped; the
+    SQLite file moved away (the open connections still hold it: only the check sees it)."""
+    if db_kind == "postgresql":
+        pg = request.getfixturevalue("pg_server")
+        pg.stop("fast")
+        try:
+            yield
+        finally:
+            pg.start()
+        return
+    path = Path(make_url(db_url).database or "")
+    away = path.with_name(path.name + ".away")
+    path.rename(away)
+    try:
+        yield
+    finally:
+        away.rename(path)
+
+
+def test_readyz_and_publishes_fail_while_the_database_is_gone(
+    make_service: Callable[..., Service],
+    receiver: Receiver,
+    db_kind: str,
+    db_url: str,
+    request: pytest.FixtureRequest,
 ) -> None:
-    if db_kind != "postgresql":
-        pytest.skip(
-            "SQLite is a local file the process holds open: it cannot become unreachable, and "
-            "/readyz's SELECT 1 does not read the file, so a removed file goes unnoticed"
-        )
-    pg = request.getfixturevalue("pg_server")  # type: ignore[attr-defined]
     svc = make_service()
     svc.start()
+    store_id, key = svc.create_store()
+    svc.create_endpoint(key, receiver.url("/gone"))
     assert svc.http.get(svc.base_url + "/readyz").status_code == 200
-    pg.stop("fast")
-    try:
+    with _database_gone(db_kind, db_url, request):
         r = svc.http.get(svc.base_url + "/readyz", timeout=15)
         assert r.status_code == 503
         assert r.json()["error"]["code"] == "unavailable"
-    finally:
-        pg.start()
+        # Not accepted: a 202 here would be an event written where nothing will find it.
+        refused = svc.publish(store_id, timeout=15)
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"]["code"] == "unavailable"
     wait_until(
         lambda: svc.http.get(svc.base_url + "/readyz", timeout=5).status_code == 200,
         30,
         "ready again",
     )
+    accepted = svc.publish(store_id)
+    assert accepted.status_code == 202, accepted.text
+    receiver.wait_for(1, "/gone")
+    event_ids = {json.loads(m.body)["id"] for m in receiver.received("/gone")}
+    assert event_ids == {accepted.json()["id"]}
 
 
 def test_logs_are_json_lines_with_attempt_ids_and_no_secrets(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -14,6 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from .sqlite_inline import InlineConnection
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class DatabaseFileGone(ConnectionError):
+    """The SQLite file the service has open was removed or replaced while it ran.
+
+    Its open connections would go on writing to the old, unlinked file, whose content is lost
+    at the next restart: every transaction is refused instead until the file is back."""
 
 
 def async_url(url: str) -> str:
@@ -39,10 +47,12 @@ class Database:
         self.url = async_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         kwargs: dict[str, Any] = {}
+        self._path: str | None = None  # SQLite: the database file
         if not self.is_sqlite:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping)
         else:
             path = make_url(self.url).database or ""
+            self._path = path if path and path != ":memory:" else None
             kwargs.update(
                 async_creator=lambda: InlineConnection.connect(
                     path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000
@@ -53,8 +63,33 @@ class Database:
         # than in SQLite's busy handler, which sleeps in growing steps (up to 100 ms) between
         # retries. Other processes still wait through busy_timeout.
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if self.is_sqlite else None
+        self._file_id: tuple[int, int] | None = None  # SQLite: (device, inode) of the open file
         if self.is_sqlite:
-            _install_sqlite_hooks(self.engine)
+            _install_sqlite_hooks(self.engine, self._opened)
+
+    def _opened(self) -> None:
+        """A connection was opened: remember which file the first one opened."""
+        if self._file_id is None and self._path is not None:
+            st = os.stat(self._path)
+            self._file_id = (st.st_dev, st.st_ino)
+
+    def _check_file(self) -> None:
+        """Raise DatabaseFileGone if the SQLite file at the configured path is not the one the
+        connections have open (a ``stat``: about a microsecond per transaction)."""
+        if self._file_id is None or self._path is None:
+            return
+        try:
+            st = os.stat(self._path)
+        except FileNotFoundError:
+            raise DatabaseFileGone(
+                f"the database file {self._path} was removed while the service ran; put it "
+                "back or restart the service"
+            ) from None
+        if (st.st_dev, st.st_ino) != self._file_id:
+            raise DatabaseFileGone(
+                f"the database file {self._path} was replaced while the service ran; restart "
+                "the service to use the new file"
+            )
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -63,22 +98,30 @@ class Database:
             async with self.engine.begin() as conn:
                 yield conn
             return
+        self._check_file()
         async with self._write_lock, self.engine.begin() as conn:
             yield conn
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read-only transaction (a plain deferred BEGIN on SQLite, so readers never queue)."""
+        if self.is_sqlite:
+            self._check_file()
         async with self.engine.connect() as conn:
             await conn.execution_options(pw_readonly=True)
             async with conn.begin():
                 yield conn
 
+    async def ping(self) -> None:
+        """Raise if the database cannot be used now (unreachable, or its file is gone)."""
+        async with self.read() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+
     async def dispose(self) -> None:
         await self.engine.dispose()
 
 
-def _install_sqlite_hooks(engine: AsyncEngine) -> None:
+def _install_sqlite_hooks(engine: AsyncEngine, opened: Callable[[], None]) -> None:
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "connect")
@@ -89,6 +132,7 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cur.close()
+        opened()
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:

@@ -3,12 +3,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 from starlette.responses import Response
 
 from ... import metrics
 from ...domain.timefmt import now_ms
 from ...storage import queue
+from ...storage.database import DatabaseFileGone
 from ..deps import RuntimeDep
 from ..errors import envelope
 
@@ -23,10 +23,12 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", response_model=None)
 async def readyz(rt: RuntimeDep) -> JSONResponse | dict[str, str]:
-    """The process can reach its database."""
+    """The process can use its database: reachable (PostgreSQL), the file it has open still in
+    place (SQLite)."""
     try:
-        async with rt.db.read() as conn:
-            await conn.execute(text("SELECT 1"))
+        await rt.db.ping()
+    except DatabaseFileGone as exc:
+        return envelope(503, "unavailable", str(exc))
     except Exception:
         return envelope(503, "unavailable", "database unreachable")
     return {"status": "ready"}
