@@ -124,6 +124,7 @@ def analyse(
     )
     seen: set[tuple[int, str]] = set()
     lat: list[float] = []
+    by_second: dict[int, list[float]] = {}  # latencies by the second (from the first publish)
     dup = unknown = 0
     last_t: float | None = None
     first_t: float | None = None
@@ -141,6 +142,8 @@ def analyse(
             unknown += 1
             continue
         lat.append(t - pr[1])
+        if first_send is not None:
+            by_second.setdefault(int(pr[1] - first_send), []).append(t - pr[1])
     delivered = len(seen)
     span = (last_t - first_send) if last_t is not None and first_send is not None else None
     pub_span = (
@@ -168,6 +171,10 @@ def analyse(
         # as 0 ms here (``before_202`` says how many).
         "latency": latency_ms([max(0.0, x) for x in lat]),
         "before_202": early,
+        # When the slow ones happened: p99 and max of the deliveries published in each second.
+        "latency_by_second": [
+            {"s": sec, "n": len(v), **_tail_ms(v)} for sec, v in sorted(by_second.items())
+        ],
     }
     if t_recorded is not None and first_send is not None:
         out["seconds_first_publish_to_last_attempt_logged"] = round(t_recorded - first_send, 3)
@@ -180,6 +187,12 @@ def analyse(
         round((first_t - first_send) * 1000, 1) if first_t is not None and first_send else None
     )
     return out
+
+
+def _tail_ms(values: list[float]) -> dict[str, float]:
+    v = sorted(max(0.0, x) for x in values)
+    p99 = v[int(0.99 * (len(v) - 1))]
+    return {"p99_ms": round(p99 * 1000, 1), "max_ms": round(v[-1] * 1000, 1)}
 
 
 def rate_ratio(a: dict[str, Any], b: dict[str, Any], key: str = "deliveries_per_s") -> float | None:

@@ -1,0 +1,103 @@
+"""The worker's bookkeeping around stalled endpoints, on real databases: parking a stalled
+endpoint's backlog (every due row, in chunks, nothing of other endpoints), and the idle wait's
+cached next due time when work is scheduled during its read."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import pytest
+
+from prometora_webhooks.config import Settings
+from prometora_webhooks.crypto import SecretBox
+from prometora_webhooks.delivery import worker as worker_mod
+from prometora_webhooks.delivery.worker import Worker
+from prometora_webhooks.domain.timefmt import now_ms
+from prometora_webhooks.services.notify import Notifier, PgNotifier
+from prometora_webhooks.storage import driver, queue
+from prometora_webhooks.storage.database import Database, listen_dsn
+from prometora_webhooks.storage.migrate import upgrade_async
+
+STUCK_ROWS = worker_mod.PARK_CHUNK * 2 + 7  # three chunks, the last one short
+
+
+async def _due(db: Database, now: int) -> dict[str, int]:
+    async with db.read() as conn:
+        rows = await driver.fetchall(
+            conn,
+            "SELECT endpoint_id, count(*) FROM deliveries WHERE available_at <= ?"
+            " GROUP BY endpoint_id",
+            (now,),
+        )
+        return {r[0]: r[1] for r in rows}
+
+
+def test_a_stalled_endpoints_whole_backlog_is_parked_in_chunks(db_url: str) -> None:
+    async def main() -> None:
+        await upgrade_async(db_url)
+        db = Database(db_url)
+        settings = Settings(database_url=db_url, delivery_timeout=10)
+        worker = Worker(settings, db, SecretBox(secrets.token_bytes(32)), Notifier())
+        now = 1_000_000
+        try:
+            async with db.write() as conn:
+                stuck = [f"e{i}" for i in range(STUCK_ROWS)]
+                await queue.enqueue_many(conn, "we_stuck", stuck, "scheduled", now - 5)
+                await queue.enqueue_many(conn, "we_fine", ["f1", "f2"], "scheduled", now - 5)
+            # What the claim loop knows: failing, and at its cap for longer than it takes.
+            worker._failing.add("we_stuck")
+            worker._saturated_since = {"we_stuck": now - 60_000}
+            assert worker._stalled(now) == ["we_stuck"]
+
+            await worker._park(now)
+            assert await _due(db, now) == {"we_fine": 2}
+            assert await _due(db, now + 30_000) == {"we_fine": 2, "we_stuck": STUCK_ROWS}
+            # Parked once: not looked at again within PARK_EVERY_MS.
+            assert worker._stalled(now + worker_mod.PARK_EVERY_MS - 1) == []
+            assert worker._stalled(now + worker_mod.PARK_EVERY_MS) == ["we_stuck"]
+        finally:
+            await db.dispose()
+
+    asyncio.run(main())
+
+
+def test_the_idle_wait_survives_work_scheduled_while_it_reads(db_url: str, db_kind: str) -> None:
+    """The recorder and the park task forget the cached next due time when they schedule work.
+    If that happens while the idle wait is reading it, the wait must still come back with a
+    duration (it used to index the cleared cache: a TypeError every claim loop took for a
+    database outage, sleeping 0.5 s and more, while stalled endpoints were failing)."""
+    if db_kind != "postgresql":
+        pytest.skip(
+            "on SQLite nothing wakes a worker from another process, so the idle wait is the "
+            "poll interval and reads nothing"
+        )
+
+    async def main() -> None:
+        await upgrade_async(db_url)
+        db = Database(db_url)
+        notifier = PgNotifier(listen_dsn(db_url))
+        await notifier.start()
+        settings = Settings(database_url=db_url)
+        worker = Worker(settings, db, SecretBox(secrets.token_bytes(32)), notifier)
+        try:
+            async with asyncio.timeout(10):
+                while not notifier.cross_process:  # noqa: ASYNC110 (a property, no event to await)
+                    await asyncio.sleep(0.01)
+            now = now_ms()
+            async with db.write() as conn:
+                await queue.enqueue(conn, "we_later", "e_later", "scheduled", now + 3_000)
+            forgets = 0
+            for _ in range(20):
+                wait = asyncio.create_task(worker._idle_wait())
+                while not wait.done():  # forget at every turn of the loop the read gives up
+                    worker._forget_next_due()
+                    forgets += 1
+                    await asyncio.sleep(0)
+                assert 1.0 <= await wait <= worker_mod.MAX_IDLE_S
+            assert forgets > 20  # the reads did give the loop turns to forget in
+        finally:
+            await notifier.close()
+            await db.dispose()
+
+    asyncio.run(main())
