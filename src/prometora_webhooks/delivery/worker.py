@@ -4,10 +4,13 @@ One loop claims as many due rows as it has free slots (lease = timeout + margin)
 task per delivery, and a recorder task writes finished attempts in grouped transactions.
 An endpoint never has more than ``worker_per_endpoint_limit`` attempts in flight here: rows
 over the cap are given back and that endpoint is left out of the next claims, so one slow or
-backlogged endpoint cannot take every slot. An endpoint whose latest attempt here failed
-(a receiver that times out, refuses or errors) gets at most ``FAILING_ENDPOINT_LIMIT`` until an
-attempt succeeds again: a stalled receiver then ties up a few slots and connections, not 32, and
-its timeouts come back in small waves instead of bursts of TLS handshakes and failure records.
+backlogged endpoint cannot take every slot. An endpoint gets that cap only while its latest
+attempt here succeeded: one that has not answered here yet (a new endpoint, a worker just
+started) or whose latest attempt failed (a receiver that times out, refuses or errors) gets at
+most ``FAILING_ENDPOINT_LIMIT`` until an attempt succeeds. A stalled receiver then ties up a
+few slots and connections, not 32, from its first attempts on, and its timeouts come back in
+small waves instead of bursts of TLS handshakes and failure records; a healthy one is at full
+width one round trip after its first attempts.
 Such an endpoint that stays at that cap (it is slow to fail: timeouts) has its due backlog
 *parked*: moved ``3 × DELIVERY_TIMEOUT`` into the future, and so are its newly due rows (new
 events, parked rows coming due), at most once a second, while the endpoint is still stalled.
@@ -73,7 +76,7 @@ NEXT_DUE_TTL_S = 1.0  # how long a read of the next due time is reused
 CLAIM_GATHER_S = 0.005
 RECORD_GATHER_S = 0.005  # longest wait for more finished attempts before logging a batch
 RECORD_BATCH = 256  # finished attempts that are logged without waiting for more
-FAILING_ENDPOINT_LIMIT = 4  # in flight per endpoint here while its latest attempt failed
+FAILING_ENDPOINT_LIMIT = 4  # in flight per endpoint here until its latest attempt succeeded
 # Rows moved per transaction when parking a stalled endpoint's backlog. Parking runs in a task
 # of its own, never inside a claim: 2,000 rows in one claim's transaction took ~0.1 s on
 # PostgreSQL, five stalled endpoints half a second, and every healthy delivery waited for it.
@@ -123,6 +126,7 @@ class Worker:
         self._inflight: set[asyncio.Task[None]] = set()
         self._per_endpoint: Counter[str] = Counter()
         self._failing: set[str] = set()  # endpoints whose latest attempt here failed
+        self._ok: set[str] = set()  # endpoints whose latest attempt here succeeded: full cap
         self._saturated_since: dict[str, int] = {}  # endpoint → ms since it is at its cap
         self._parked_at: dict[str, int] = {}  # endpoint → ms of its backlog's last parking
         self._park_wanted = asyncio.Event()  # a claim saw a stalled endpoint to park
@@ -298,7 +302,7 @@ class Worker:
                 token,
                 limit,
                 room=room,
-                default_room=self._s.worker_per_endpoint_limit,
+                default_room=self._untried_cap(),
                 scan=min(CLAIM_SCAN_FACTOR * limit, MAX_CLAIM_SCAN),
                 exclude_endpoints=saturated,
             )
@@ -324,17 +328,21 @@ class Worker:
         return keep, self._prepare(keep, *loaded)
 
     def _room_left(self, saturated: list[str]) -> dict[str, int]:
-        """Endpoint → attempts it may still get here, where that is not the configured cap:
-        the ones in flight, and failing ones (bounded: for the rest of a huge failing set the
-        claim's rows over the cap are given back instead)."""
+        """Endpoint → attempts it may still get here, where that is not the claim's default
+        (``_untried_cap()``): the ones in flight, and the ones at full width (bounded: past
+        MAX_ROOM_ENTRIES, an idle healthy endpoint gets the default in this claim, and its
+        full width from the next one on, once it is in flight)."""
         full = set(saturated)
         room = {ep: self._cap(ep) - n for ep, n in self._per_endpoint.items() if ep not in full}
-        for ep in self._failing:
+        for ep in self._ok:
             if len(room) >= MAX_ROOM_ENTRIES:
                 break
             if ep not in room and ep not in full:
                 room[ep] = self._cap(ep)
         return room
+
+    def _untried_cap(self) -> int:
+        return min(self._s.worker_per_endpoint_limit, FAILING_ENDPOINT_LIMIT)
 
     def _saturated(self) -> list[str]:
         """Endpoints at their in-flight cap here: left out of claims until a slot frees."""
@@ -389,8 +397,9 @@ class Worker:
             }
 
     def _cap(self, endpoint_id: str) -> int:
-        cap = self._s.worker_per_endpoint_limit
-        return min(cap, FAILING_ENDPOINT_LIMIT) if endpoint_id in self._failing else cap
+        if endpoint_id in self._ok:
+            return self._s.worker_per_endpoint_limit
+        return self._untried_cap()
 
     @staticmethod
     async def _load(
@@ -478,7 +487,11 @@ class Worker:
 
     def _done(self, task: asyncio.Task[None], endpoint_id: str) -> None:
         self._inflight.discard(task)
-        if self._per_endpoint[endpoint_id] >= self._cap(endpoint_id):
+        # Left out of the last claim for being at its cap (which a success may have raised
+        # since), or at it now: wake the claim loop.
+        if endpoint_id in self._saturated_since or self._per_endpoint[endpoint_id] >= self._cap(
+            endpoint_id
+        ):
             self._cap_freed.set()
         self._per_endpoint[endpoint_id] -= 1
         if self._per_endpoint[endpoint_id] <= 0:
@@ -524,8 +537,12 @@ class Worker:
         )
         if res.succeeded:
             self._failing.discard(c.endpoint_id)
+            if len(self._ok) >= 100_000:  # bounded memory; forgetting only narrows for a moment
+                self._ok.clear()
+            self._ok.add(c.endpoint_id)
         else:
-            if len(self._failing) >= 100_000:  # bounded memory; forgetting only lifts a cap
+            self._ok.discard(c.endpoint_id)
+            if len(self._failing) >= 100_000:  # bounded memory; forgetting only parks later
                 self._failing.clear()
             self._failing.add(c.endpoint_id)
             log.info(
