@@ -171,9 +171,10 @@ def analyse(
         # as 0 ms here (``before_202`` says how many).
         "latency": latency_ms([max(0.0, x) for x in lat]),
         "before_202": early,
-        # When the slow ones happened: p99 and max of the deliveries published in each second.
+        # When the slow ones happened: the latency of the deliveries published in each second.
         "latency_by_second": [
-            {"s": sec, "n": len(v), **_tail_ms(v)} for sec, v in sorted(by_second.items())
+            {"s": sec, **latency_ms([max(0.0, x) for x in v])}
+            for sec, v in sorted(by_second.items())
         ],
     }
     if t_recorded is not None and first_send is not None:
@@ -187,12 +188,6 @@ def analyse(
         round((first_t - first_send) * 1000, 1) if first_t is not None and first_send else None
     )
     return out
-
-
-def _tail_ms(values: list[float]) -> dict[str, float]:
-    v = sorted(max(0.0, x) for x in values)
-    p99 = v[int(0.99 * (len(v) - 1))]
-    return {"p99_ms": round(p99 * 1000, 1), "max_ms": round(v[-1] * 1000, 1)}
 
 
 def rate_ratio(a: dict[str, Any], b: dict[str, Any], key: str = "deliveries_per_s") -> float | None:

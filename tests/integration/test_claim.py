@@ -3,29 +3,15 @@ rows over an endpoint's room left exactly as they were (not leased and given bac
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Callable
 
 from prometora_webhooks.storage import queue
 from prometora_webhooks.storage.database import Database
-from prometora_webhooks.storage.migrate import upgrade_async
 from prometora_webhooks.storage.queue import Claimed
+from tests.support.databases import run_with_databases
 
 NOW = 1_000_000
 LEASE = NOW + 60_000
-
-
-def _run(db_url: str, body: Callable[[Database], Awaitable[object]]) -> object:
-    async def main() -> object:
-        await upgrade_async(db_url)
-        db = Database(db_url)
-        try:
-            return await body(db)
-        finally:
-            await db.engine.dispose()
-
-    return asyncio.run(main())
 
 
 async def _queue(db: Database, rows: list[tuple[str, int]]) -> None:
@@ -59,7 +45,7 @@ def test_claim_takes_each_endpoint_up_to_its_room_oldest_first(db_url: str) -> N
         got = await _claim(db, 100, room={"a": 3, "c": 1}, default_room=2, scan=100)
         return got, await _leased(db)
 
-    got, state = _run(db_url, body)  # type: ignore[misc]
+    got, state = run_with_databases(db_url, body)
     assert Counter(c.endpoint_id for c in got) == {"a": 3, "b": 2, "c": 1}
     # Oldest of each endpoint: a's first three, b's first two (e10, e12), c's first (e11).
     assert sorted(c.event_id for c in got) == sorted(["e0", "e1", "e2", "e10", "e12", "e11"])
@@ -85,7 +71,7 @@ def test_claim_limit_scan_and_exclusions(db_url: str) -> None:
         rest = await _claim(db, 100, room={}, default_room=100, scan=100)
         return scanned, limited, rest
 
-    scanned, limited, rest = _run(db_url, body)  # type: ignore[misc]
+    scanned, limited, rest = run_with_databases(db_url, body)
     assert sorted(c.event_id for c in scanned) == ["e0", "e1", "e2"]
     assert [c.event_id for c in sorted(limited, key=lambda c: int(c.event_id[1:]))] == [
         "e3",

@@ -10,7 +10,7 @@ do not queue behind it at all.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
@@ -18,22 +18,9 @@ from sqlalchemy.exc import DBAPIError
 
 from prometora_webhooks.storage import queue
 from prometora_webhooks.storage.database import Database
-from prometora_webhooks.storage.migrate import upgrade_async
+from tests.support.databases import run_with_databases
 
 TICKS_WHILE_WAITING = 20
-
-
-def _run(db_url: str, body: Callable[[Database, Database], Awaitable[None]]) -> None:
-    async def main() -> None:
-        await upgrade_async(db_url)
-        db, other = Database(db_url), Database(db_url)
-        try:
-            await body(db, other)
-        finally:
-            await db.dispose()
-            await other.dispose()
-
-    asyncio.run(main())
 
 
 @asynccontextmanager
@@ -89,7 +76,7 @@ def test_a_writer_waiting_for_the_lock_lets_the_loop_run(db_url: str) -> None:
             await asyncio.wait_for(waiter, 30)
         assert await _event_ids(db) == ["e_holder", "e_waiter"]
 
-    _run(db_url, body)
+    run_with_databases(db_url, body, handles=2)
 
 
 def test_a_reader_does_not_wait_for_a_writer(db_url: str) -> None:
@@ -100,7 +87,7 @@ def test_a_reader_does_not_wait_for_a_writer(db_url: str) -> None:
             # The holder's uncommitted row is not seen; the committed one is.
             assert await asyncio.wait_for(_event_ids(db), 10) == ["e_before"]
 
-    _run(db_url, body)
+    run_with_databases(db_url, body, handles=2)
 
 
 def test_a_failed_write_rolls_back_and_the_connection_is_reusable(db_url: str) -> None:
@@ -116,4 +103,4 @@ def test_a_failed_write_rolls_back_and_the_connection_is_reusable(db_url: str) -
             await queue.enqueue(conn, "ep", "e_kept", "scheduled", 0)
         assert await _event_ids(db) == ["e_kept"]
 
-    _run(db_url, body)
+    run_with_databases(db_url, body, handles=2)

@@ -17,7 +17,7 @@ from prometora_webhooks.domain.timefmt import now_ms
 from prometora_webhooks.services.notify import Notifier, PgNotifier
 from prometora_webhooks.storage import driver, queue
 from prometora_webhooks.storage.database import Database, listen_dsn
-from prometora_webhooks.storage.migrate import upgrade_async
+from tests.support.databases import run_with_databases
 
 STUCK_ROWS = worker_mod.PARK_CHUNK * 2 + 7  # three chunks, the last one short
 
@@ -34,32 +34,27 @@ async def _due(db: Database, now: int) -> dict[str, int]:
 
 
 def test_a_stalled_endpoints_whole_backlog_is_parked_in_chunks(db_url: str) -> None:
-    async def main() -> None:
-        await upgrade_async(db_url)
-        db = Database(db_url)
+    async def body(db: Database) -> None:
         settings = Settings(database_url=db_url, delivery_timeout=10)
         worker = Worker(settings, db, SecretBox(secrets.token_bytes(32)), Notifier())
         now = 1_000_000
-        try:
-            async with db.write() as conn:
-                stuck = [f"e{i}" for i in range(STUCK_ROWS)]
-                await queue.enqueue_many(conn, "we_stuck", stuck, "scheduled", now - 5)
-                await queue.enqueue_many(conn, "we_fine", ["f1", "f2"], "scheduled", now - 5)
-            # What the claim loop knows: failing, and at its cap for longer than it takes.
-            worker._failing.add("we_stuck")
-            worker._saturated_since = {"we_stuck": now - 60_000}
-            assert worker._stalled(now) == ["we_stuck"]
+        async with db.write() as conn:
+            stuck = [f"e{i}" for i in range(STUCK_ROWS)]
+            await queue.enqueue_many(conn, "we_stuck", stuck, "scheduled", now - 5)
+            await queue.enqueue_many(conn, "we_fine", ["f1", "f2"], "scheduled", now - 5)
+        # What the claim loop knows: failing, and at its cap for longer than it takes.
+        worker._failing.add("we_stuck")
+        worker._saturated_since = {"we_stuck": now - 60_000}
+        assert worker._stalled(now) == ["we_stuck"]
 
-            await worker._park(now)
-            assert await _due(db, now) == {"we_fine": 2}
-            assert await _due(db, now + 30_000) == {"we_fine": 2, "we_stuck": STUCK_ROWS}
-            # Parked once: not looked at again within PARK_EVERY_MS.
-            assert worker._stalled(now + worker_mod.PARK_EVERY_MS - 1) == []
-            assert worker._stalled(now + worker_mod.PARK_EVERY_MS) == ["we_stuck"]
-        finally:
-            await db.dispose()
+        await worker._park(now)
+        assert await _due(db, now) == {"we_fine": 2}
+        assert await _due(db, now + 30_000) == {"we_fine": 2, "we_stuck": STUCK_ROWS}
+        # Parked once: not looked at again within PARK_EVERY_MS.
+        assert worker._stalled(now + worker_mod.PARK_EVERY_MS - 1) == []
+        assert worker._stalled(now + worker_mod.PARK_EVERY_MS) == ["we_stuck"]
 
-    asyncio.run(main())
+    run_with_databases(db_url, body)
 
 
 def test_the_idle_wait_survives_work_scheduled_while_it_reads(db_url: str, db_kind: str) -> None:
@@ -73,9 +68,7 @@ def test_the_idle_wait_survives_work_scheduled_while_it_reads(db_url: str, db_ki
             "poll interval and reads nothing"
         )
 
-    async def main() -> None:
-        await upgrade_async(db_url)
-        db = Database(db_url)
+    async def body(db: Database) -> None:
         notifier = PgNotifier(listen_dsn(db_url))
         await notifier.start()
         settings = Settings(database_url=db_url)
@@ -98,6 +91,5 @@ def test_the_idle_wait_survives_work_scheduled_while_it_reads(db_url: str, db_ki
             assert forgets > 20  # the reads did give the loop turns to forget in
         finally:
             await notifier.close()
-            await db.dispose()
 
-    asyncio.run(main())
+    run_with_databases(db_url, body)

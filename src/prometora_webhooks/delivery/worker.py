@@ -2,15 +2,15 @@
 
 One loop claims as many due rows as it has free slots (lease = timeout + margin), starts one
 task per delivery, and a recorder task writes finished attempts in grouped transactions.
-An endpoint never has more than ``worker_per_endpoint_limit`` attempts in flight here: rows
-over the cap are given back and that endpoint is left out of the next claims, so one slow or
-backlogged endpoint cannot take every slot. An endpoint gets that cap only while its latest
-attempt here succeeded: one that has not answered here yet (a new endpoint, a worker just
-started) or whose latest attempt failed (a receiver that times out, refuses or errors) gets at
-most ``FAILING_ENDPOINT_LIMIT`` until an attempt succeeds. A stalled receiver then ties up a
-few slots and connections, not 32, from its first attempts on, and its timeouts come back in
-small waves instead of bursts of TLS handshakes and failure records; a healthy one is at full
-width one round trip after its first attempts.
+An endpoint never has more than ``worker_per_endpoint_limit`` attempts in flight here: a claim
+leases no row over an endpoint's room, and an endpoint at its cap is left out of the next
+claims, so one slow or backlogged endpoint cannot take every slot. An endpoint gets that cap
+only while its latest attempt here succeeded: one that has not answered here yet (a new
+endpoint, a worker just started) or whose latest attempt failed (a receiver that times out,
+refuses or errors) gets at most ``FAILING_ENDPOINT_LIMIT`` until an attempt succeeds. A stalled
+receiver then ties up a few slots and connections, not 32, from its first attempts on, and its
+timeouts come back in small waves instead of bursts of TLS handshakes and failure records; a
+healthy one is at full width one round trip after its first attempts.
 Such an endpoint that stays at that cap (it is slow to fail: timeouts) has its due backlog
 *parked*: moved ``3 × DELIVERY_TIMEOUT`` into the future, and so are its newly due rows (new
 events, parked rows coming due), at most once a second, while the endpoint is still stalled.
@@ -70,7 +70,7 @@ LEASE_MARGIN_S = 15.0
 MAX_CLAIM = 500
 CLAIM_SCAN_FACTOR = 2  # due rows a claim looks at, per row it may take (room per endpoint)
 MAX_CLAIM_SCAN = 2000
-MAX_ROOM_ENTRIES = 500  # endpoints whose own room a claim is told (the others get the cap)
+MAX_ROOM_ENTRIES = 500  # endpoints whose own room a claim is told (the others: the narrow cap)
 MAX_IDLE_S = 5.0
 NEXT_DUE_TTL_S = 1.0  # how long a read of the next due time is reused
 CLAIM_GATHER_S = 0.005
@@ -196,16 +196,14 @@ class Worker:
                     self._start(sender, claimed, target, event_type, body)
                 idle = len(batch) < want and await self._idle_wait()
                 backoff = 0.5
-            except (SQLAlchemyError, OSError, TimeoutError) as exc:
-                log.warning(
-                    "database unavailable while claiming; retrying",
-                    extra={"error": exc.__class__.__name__, "retry_in_s": backoff},
-                )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
-                continue
-            except Exception:  # a bug: say so, and keep the worker alive
-                log.exception("unexpected error while claiming; retrying")
+            except Exception as exc:
+                if isinstance(exc, SQLAlchemyError | OSError | TimeoutError):
+                    log.warning(
+                        "database unavailable while claiming; retrying",
+                        extra={"error": exc.__class__.__name__, "retry_in_s": backoff},
+                    )
+                else:  # a bug: say so, and keep the worker alive
+                    log.exception("unexpected error while claiming; retrying")
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
@@ -295,6 +293,7 @@ class Worker:
         if self._stalled(now):
             self._park_wanted.set()
         async with self._db.write() as conn:
+            # The statement leases no row over an endpoint's room: all of them are sent.
             claimed = await queue.claim(
                 conn,
                 now,
@@ -306,26 +305,13 @@ class Worker:
                 scan=min(CLAIM_SCAN_FACTOR * limit, MAX_CLAIM_SCAN),
                 exclude_endpoints=saturated,
             )
-            keep: list[Claimed] = []
-            over: list[tuple[int, str]] = []
-            room = dict(room)
-            for c in claimed:
-                left = room.get(c.endpoint_id)
-                if left is None:
-                    left = self._cap(c.endpoint_id)
-                if left > 0:
-                    room[c.endpoint_id] = left - 1
-                    keep.append(c)
-                else:
-                    over.append((c.id, c.lease_token))
-            await queue.release(conn, over, now)
-            loaded = await self._load(conn, keep, now) if keep and not self._db.is_sqlite else None
-        if not keep:
-            return keep, []
+            if not claimed:
+                return [], []
+            loaded = None if self._db.is_sqlite else await self._load(conn, claimed, now)
         if loaded is None:
             async with self._db.read() as conn:
-                loaded = await self._load(conn, keep, now)
-        return keep, self._prepare(keep, *loaded)
+                loaded = await self._load(conn, claimed, now)
+        return claimed, self._prepare(claimed, *loaded)
 
     def _room_left(self, saturated: list[str]) -> dict[str, int]:
         """Endpoint → attempts it may still get here, where that is not the claim's default
@@ -371,8 +357,11 @@ class Worker:
             self._park_wanted.clear()
             try:
                 await self._park(now_ms())
-            except Exception as exc:  # the claim loop reports the database; try again later
+            except (SQLAlchemyError, OSError, TimeoutError) as exc:
+                # The claim loop reports the database; the next claim asks again.
                 log.debug("parking failed", extra={"error": repr(exc)[:200]})
+            except Exception:  # a bug: say so, and keep parking
+                log.exception("unexpected error while parking")
 
     async def _park(self, now: int) -> None:
         for ep in self._stalled(now):

@@ -105,8 +105,7 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read-only transaction (a plain deferred BEGIN on SQLite, so readers never queue)."""
-        if self.is_sqlite:
-            self._check_file()
+        self._check_file()
         async with self.engine.connect() as conn:
             await conn.execution_options(pw_readonly=True)
             async with conn.begin():

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -145,9 +145,6 @@ class InlineConnection:
 
     def cursor(self) -> InlineCursor:
         return InlineCursor(self, self._live().cursor())
-
-    async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> InlineCursor:
-        return await self.cursor().execute(sql, parameters)
 
     async def commit(self) -> None:
         conn = self._live()
