@@ -12,8 +12,10 @@ receiver then ties up a few slots and connections, not 32, from its first attemp
 timeouts come back in small waves instead of bursts of TLS handshakes and failure records; a
 healthy one is at full width one round trip after its first attempts.
 Such an endpoint that stays at that cap (it is slow to fail: timeouts) has its due backlog
-*parked*: moved ``3 × DELIVERY_TIMEOUT`` into the future, and so are its newly due rows (new
-events, parked rows coming due), at most once a second, while the endpoint is still stalled.
+*parked*: moved ``3 × DELIVERY_TIMEOUT`` into the future, and so are its newly due rows
+(parked rows coming due), at most once a second, while the endpoint is still stalled. Its new
+events are queued already parked until then (the endpoint's ``parked_until``, which the fan-out
+reads and a success clears), so a steadily stalled endpoint costs no re-parking.
 Parking is a task of its own, in transactions of a few hundred rows, so that claims never wait
 for it.
 Those rows could not be claimed anyway, and otherwise every claim, for every other endpoint,
@@ -364,11 +366,14 @@ class Worker:
                 log.exception("unexpected error while parking")
 
     async def _park(self, now: int) -> None:
+        until = now + self._park_ms
         for ep in self._stalled(now):
             parked = 0
             while not self._stopping.is_set():
                 async with self._db.write() as conn:
-                    moved = await queue.park(conn, ep, now, now + self._park_ms, PARK_CHUNK)
+                    if not parked:  # its new events are queued already parked
+                        await ep_q.park_new(conn, ep, until)
+                    moved = await queue.park(conn, ep, now, until, PARK_CHUNK)
                 parked += moved
                 if moved < PARK_CHUNK:  # all of it: only rows queued from now on are left due
                     self._parked_at[ep] = now

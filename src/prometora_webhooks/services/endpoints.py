@@ -231,6 +231,7 @@ class EndpointService:
             if enabling:
                 require_webhooks(store.plan)
             values["url"] = await self._valid_url(ch.url if ch.url is not None else current.url)
+            values["parked_until"] = None  # a new address, or a fresh start: deliver at once
         if ch.enabled is not None:
             if ch.enabled and not current.enabled:
                 values.update(enabled=True, disabled_reason=None, consecutive_failures=0)

@@ -246,16 +246,19 @@ async def targets(
     }
 
 
+# A success (the counter reset) also ends the parking of new deliveries (``park_new``).
 _COUNTERS_SQL = (
     "UPDATE endpoints SET consecutive_failures = consecutive_failures * ? + ?,"
-    " last_triggered_at = COALESCE({latest}(last_triggered_at, ?), ?) WHERE id = ?"
+    " last_triggered_at = COALESCE({latest}(last_triggered_at, ?), ?),"
+    " parked_until = CASE WHEN ? = 0 THEN NULL ELSE parked_until END WHERE id = ?"
 )
 
 
 async def apply_counters(
     conn: AsyncConnection, changes: Sequence[tuple[str, bool, int, int]]
 ) -> None:
-    """(endpoint_id, reset, failures, last_started_at): set or add to the failure counter."""
+    """(endpoint_id, reset, failures, last_started_at): set or add to the failure counter; a
+    reset (a success) also ends the endpoint's parking."""
     # SQLite's max() of several arguments is PostgreSQL's greatest() (NULL aside: COALESCE).
     sql = _COUNTERS_SQL.format(latest="greatest" if driver.is_postgres(conn) else "max")
     # A fixed order (by id) keeps concurrent workers from deadlocking on endpoint rows.
@@ -263,9 +266,16 @@ async def apply_counters(
         conn,
         sql,
         [
-            (0 if reset else 1, failures, started, started, endpoint_id)
+            (0 if reset else 1, failures, started, started, 0 if reset else 1, endpoint_id)
             for endpoint_id, reset, failures, started in sorted(changes)
         ],
+    )
+
+
+async def park_new(conn: AsyncConnection, endpoint_id: str, until: int) -> None:
+    """Deliveries queued for this endpoint from now on wait until ``until`` (ms)."""
+    await driver.execute(
+        conn, "UPDATE endpoints SET parked_until = ? WHERE id = ?", (until, endpoint_id)
     )
 
 

@@ -53,14 +53,19 @@ async def store_plans(conn: AsyncConnection, store_ids: Iterable[str]) -> dict[s
 
 
 async def fan_out_many(conn: AsyncConnection, evs: Sequence[Event], now: int) -> int:
-    """Queue each event for every enabled endpoint of its store subscribed to its type."""
+    """Queue each event for every enabled endpoint of its store subscribed to its type, due
+    now, or for an endpoint whose backlog a worker parked (it stalls), when that parking ends:
+    its rows are then never due while it stalls, and no worker has to park them again."""
     if not evs:
         return 0
     pairs = {(e.store_id, e.type) for e in evs}
     rows = (
         await conn.execute(
             select(
-                subscriptions.c.store_id, subscriptions.c.event_type, subscriptions.c.endpoint_id
+                subscriptions.c.store_id,
+                subscriptions.c.event_type,
+                subscriptions.c.endpoint_id,
+                endpoints.c.parked_until,
             )
             .join(endpoints, endpoints.c.id == subscriptions.c.endpoint_id)
             .where(
@@ -70,10 +75,11 @@ async def fan_out_many(conn: AsyncConnection, evs: Sequence[Event], now: int) ->
             )
         )
     ).all()
-    targets: dict[tuple[str, str], list[str]] = {}
+    targets: dict[tuple[str, str], list[tuple[str, int]]] = {}
     for r in rows:
-        targets.setdefault((r.store_id, r.event_type), []).append(r.endpoint_id)
-    values = [(ep, e.id, now) for e in evs for ep in targets.get((e.store_id, e.type), ())]
+        due = now if r.parked_until is None else max(now, r.parked_until)
+        targets.setdefault((r.store_id, r.event_type), []).append((r.endpoint_id, due))
+    values = [(ep, e.id, due) for e in evs for ep, due in targets.get((e.store_id, e.type), ())]
     await driver.executemany(
         conn,
         'INSERT INTO deliveries (endpoint_id, event_id, attempt, "trigger", available_at)'

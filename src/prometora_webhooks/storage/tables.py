@@ -60,6 +60,9 @@ endpoints = Table(
     Column("disabled_reason", String(32), nullable=True),
     Column("consecutive_failures", Integer, nullable=False, default=0),
     Column("last_triggered_at", BigInteger, nullable=True),
+    # A stalled endpoint's deliveries wait until then (ms): the worker that parks its backlog
+    # sets it, so that its new events are queued already parked; a success clears it.
+    Column("parked_until", BigInteger, nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
 )
