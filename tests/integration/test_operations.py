@@ -156,6 +156,35 @@ def test_a_stalled_endpoints_backlog_is_parked_and_delivered_once_it_answers(
     wait_until(lambda: parked() == 0, 30, "nothing left parked")
 
 
+def test_a_slow_endpoints_parked_backlog_is_due_at_once_when_it_first_answers(
+    make_service: Callable[..., Service], receiver: Receiver
+) -> None:
+    """A new endpoint whose first answers take 4 s sits at its narrow cap (4 in flight) for
+    longer than 2 s while another endpoint is being served, so its backlog is parked for
+    3 x DELIVERY_TIMEOUT (30 s here). Its first success ends that: the parked deliveries go
+    out at once, not 30 s later."""
+    svc = make_service(delivery_timeout="10")
+    svc.start()
+    store_id, key = svc.create_store()
+    script = receiver.script("/slow", delay=4)
+    svc.create_endpoint(key, receiver.url("/slow"), ["seller.registered"])
+    svc.create_endpoint(key, receiver.url("/fine"), ["order.created"])
+    events = {svc.publish(store_id, "seller.registered").json()["id"] for _ in range(60)}
+    receiver.wait_for(4, "/slow", timeout=10)
+
+    def parked_while_serving_another() -> bool:
+        assert svc.publish(store_id, "order.created").status_code == 202  # claims go on
+        return "stalled endpoint: queued deliveries wait" in svc.logs()
+
+    wait_until(parked_while_serving_another, 10, "the slow endpoint's backlog parked", interval=0.1)
+    script.delay = 0  # the first four still take their 4 s; then it is fast
+    wait_until(  # parked, they would wait until ~30 s after the parking
+        lambda: {r.headers["webhook-id"] for r in receiver.received("/slow")} >= events,
+        20,
+        "the parked backlog, once the endpoint has answered",
+    )
+
+
 def test_metrics_expose_named_series_that_move(service: Service, receiver: Receiver) -> None:
     store_id, key = service.create_store()
     receiver.script("/fail", statuses=[500])

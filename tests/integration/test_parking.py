@@ -49,8 +49,8 @@ def test_a_stalled_endpoints_whole_backlog_is_parked_in_chunks(db_url: str) -> N
             stuck = [f"e{i}" for i in range(STUCK_ROWS)]
             await queue.enqueue_many(conn, "we_stuck", stuck, "scheduled", now - 5)
             await queue.enqueue_many(conn, "we_fine", ["f1", "f2"], "scheduled", now - 5)
-        # What the claim loop knows: failing, and at its cap for longer than it takes.
-        worker._failing.add("we_stuck")
+        # What the claim loop knows: not at full width (no success yet), and at its narrow cap
+        # for longer than it takes.
         worker._saturated_since = {"we_stuck": now - 60_000}
         assert worker._stalled(now) == ["we_stuck"]
 
@@ -97,7 +97,6 @@ def test_a_parked_endpoints_new_events_are_queued_parked_until_a_success(db_url:
         until = t + 3 * 10_000  # parked for 3 x the delivery timeout
         assert await _publish(db, store.id, "evt_before", t) == {stuck: t, fine: t}
 
-        worker._failing.add(stuck)
         worker._saturated_since = {stuck: t - 60_000}
         await worker._park(t)
         assert await _due(db, t) == {fine: 1}

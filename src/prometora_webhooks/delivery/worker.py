@@ -11,16 +11,16 @@ refuses or errors) gets at most ``FAILING_ENDPOINT_LIMIT`` until an attempt succ
 receiver then ties up a few slots and connections, not 32, from its first attempts on, and its
 timeouts come back in small waves instead of bursts of TLS handshakes and failure records; a
 healthy one is at full width one round trip after its first attempts.
-Such an endpoint that stays at that cap (it is slow to fail: timeouts) has its due backlog
-*parked*: moved ``3 × DELIVERY_TIMEOUT`` into the future, and so are its newly due rows
-(parked rows coming due), at most once a second, while the endpoint is still stalled. Its new
-events are queued already parked until then (the endpoint's ``parked_until``, which the fan-out
-reads and a success clears), so a steadily stalled endpoint costs no re-parking.
-Parking is a task of its own, in transactions of a few hundred rows, so that claims never wait
-for it.
+Such an endpoint that stays at that cap (it is slow to answer or to fail: timeouts) has its
+due backlog *parked*: moved ``3 × DELIVERY_TIMEOUT`` into the future, and so are its newly due
+rows (parked rows coming due), at most once a second, while the endpoint is still stalled. Its
+new events are queued already parked until then (the endpoint's ``parked_until``, which the
+fan-out reads), so a steadily stalled endpoint costs no re-parking. Parking is a task of its
+own, in transactions of a few hundred rows, so that claims never wait for it.
 Those rows could not be claimed anyway, and otherwise every claim, for every other endpoint,
-would step over them in the due index (a claim cost ~2 ms per 10,000 such rows). Once the
-receiver answers again they are due within that time.
+would step over them in the due index (a claim cost ~2 ms per 10,000 such rows). When the
+receiver answers again (a success here while the endpoint was not at full width), its parking
+ends and its rows parked until then are due at once.
 Stopping: no new claims; in-flight attempts get until their deadline; results are flushed.
 Anything cut off is claimed again by a worker after its lease ends.
 A lease token starts with the claiming process's id in hex (``"1a2b-…"``), so an operator (or a
@@ -127,8 +127,8 @@ class Worker:
         self._cap_freed = asyncio.Event()  # an endpoint at its in-flight cap got a slot back
         self._inflight: set[asyncio.Task[None]] = set()
         self._per_endpoint: Counter[str] = Counter()
-        self._failing: set[str] = set()  # endpoints whose latest attempt here failed
         self._ok: set[str] = set()  # endpoints whose latest attempt here succeeded: full cap
+        self._revived: list[str] = []  # succeeded while not in _ok: their parked rows come due
         self._saturated_since: dict[str, int] = {}  # endpoint → ms since it is at its cap
         self._parked_at: dict[str, int] = {}  # endpoint → ms of its backlog's last parking
         self._park_wanted = asyncio.Event()  # a claim saw a stalled endpoint to park
@@ -340,13 +340,13 @@ class Worker:
         return full
 
     def _stalled(self, now: int) -> list[str]:
-        """Failing endpoints that have been at their cap a while (``_saturated_since``, as the
-        claim's ``_saturated()`` left it) and whose due rows were not parked in the last
-        PARK_EVERY_MS."""
+        """Endpoints at the narrow cap (failing, or no answer yet) that have been at it a while
+        (``_saturated_since``, as the claim's ``_saturated()`` left it) and whose due rows
+        were not parked in the last PARK_EVERY_MS."""
         return [
             ep
             for ep, since in self._saturated_since.items()
-            if ep in self._failing
+            if ep not in self._ok
             and now - since >= self._park_after_ms
             and now - self._parked_at.get(ep, -PARK_EVERY_MS) >= PARK_EVERY_MS
         ]
@@ -366,13 +366,12 @@ class Worker:
                 log.exception("unexpected error while parking")
 
     async def _park(self, now: int) -> None:
-        until = now + self._park_ms
         for ep in self._stalled(now):
-            parked = 0
+            parked, until = 0, now + self._park_ms
             while not self._stopping.is_set():
                 async with self._db.write() as conn:
-                    if not parked:  # its new events are queued already parked
-                        await ep_q.park_new(conn, ep, until)
+                    if not parked:  # its new events are queued already parked (as long)
+                        until = await ep_q.park_new(conn, ep, now, until)
                     moved = await queue.park(conn, ep, now, until, PARK_CHUNK)
                 parked += moved
                 if moved < PARK_CHUNK:  # all of it: only rows queued from now on are left due
@@ -383,7 +382,7 @@ class Worker:
                 self._forget_next_due()
                 log.info(
                     "stalled endpoint: queued deliveries wait",
-                    extra={"endpoint_id": ep, "deliveries": parked, "wait_s": self._park_ms / 1000},
+                    extra={"endpoint_id": ep, "deliveries": parked, "wait_s": (until - now) / 1000},
                 )
         if len(self._parked_at) > 10_000:  # bounded: forgetting only parks sooner
             self._parked_at = {
@@ -530,15 +529,13 @@ class Worker:
             retry_after=retry_after,
         )
         if res.succeeded:
-            self._failing.discard(c.endpoint_id)
-            if len(self._ok) >= 100_000:  # bounded memory; forgetting only narrows for a moment
-                self._ok.clear()
-            self._ok.add(c.endpoint_id)
+            if c.endpoint_id not in self._ok:
+                self._revived.append(c.endpoint_id)
+                if len(self._ok) >= 100_000:  # bounded memory; forgetting narrows a moment
+                    self._ok.clear()
+                self._ok.add(c.endpoint_id)
         else:
             self._ok.discard(c.endpoint_id)
-            if len(self._failing) >= 100_000:  # bounded memory; forgetting only parks later
-                self._failing.clear()
-            self._failing.add(c.endpoint_id)
             log.info(
                 "attempt failed",
                 extra={
@@ -612,8 +609,9 @@ class Worker:
             results, self._results = self._results, []
             dropped, self._dropped = self._dropped, []
             deferred, self._deferred = self._deferred, []
+            revived, self._revived = self._revived, []
             try:
-                disabled = await self._recorder.record(results, dropped, deferred)
+                disabled = await self._recorder.record(results, dropped, deferred, revived)
             except Exception as exc:
                 log.warning(
                     "database unavailable while recording attempts; will retry",
@@ -622,6 +620,7 @@ class Worker:
                 self._results[:0] = results
                 self._dropped[:0] = dropped
                 self._deferred[:0] = deferred
+                self._revived[:0] = revived
                 failures += 1
                 await asyncio.sleep(min(2.0**failures, 30.0))
                 if self._stopping.is_set() and failures >= 5:
@@ -633,8 +632,12 @@ class Worker:
                 continue
             self.recorded += len(results)
             self._count(results, dropped, disabled)
-            if deferred or any(not r.succeeded and r.trigger == "scheduled" for r in results):
-                self._forget_next_due()  # a retry is now scheduled: recompute the idle wait
+            if (
+                deferred
+                or revived
+                or any(not r.succeeded and r.trigger == "scheduled" for r in results)
+            ):  # a retry is now scheduled, or parked rows are due: recompute the idle wait
+                self._forget_next_due()
                 self._notifier.notify()
 
     @staticmethod

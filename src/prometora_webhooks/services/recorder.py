@@ -34,14 +34,21 @@ class Recorder:
         results: Sequence[AttemptResult],
         dropped: Sequence[tuple[int, str]] = (),
         deferred: Sequence[tuple[int, str]] = (),
+        revived: Sequence[str] = (),
     ) -> list[tuple[str, str]]:
         """Log the attempts, finish or reschedule their deliveries, update the endpoints.
 
+        ``revived``: endpoints that answered after failing (or before answering at all): the
+        rows a worker parked for them are due at once. The success in ``results`` ends their
+        parking (the counter reset).
         Returns (endpoint id, reason) for each endpoint this batch disabled.
         """
         now = now_ms()
         p = plan(results, self._delays, now)
         async with self._db.write() as conn:
+            if revived:
+                for endpoint_id, until in (await ep_q.parked(conn, revived, now)).items():
+                    await queue.unpark(conn, endpoint_id, until, now)
             await attempt_q.insert_results(conn, results)
             await queue.finish(conn, [*p.finished, *dropped])
             await queue.reschedule(conn, p.retries)

@@ -272,11 +272,28 @@ async def apply_counters(
     )
 
 
-async def park_new(conn: AsyncConnection, endpoint_id: str, until: int) -> None:
-    """Deliveries queued for this endpoint from now on wait until ``until`` (ms)."""
-    await driver.execute(
-        conn, "UPDATE endpoints SET parked_until = ? WHERE id = ?", (until, endpoint_id)
+async def park_new(conn: AsyncConnection, endpoint_id: str, now: int, until: int) -> int:
+    """Deliveries queued for this endpoint from now on wait until ``until`` (ms), or until the
+    end of its parking if one is still on: that end, which the rows parked with it share (so
+    that a success can make exactly those due again)."""
+    rows = await driver.fetchall(
+        conn,
+        "UPDATE endpoints SET parked_until = CASE WHEN parked_until > ? THEN parked_until"
+        " ELSE ? END WHERE id = ? RETURNING parked_until",
+        (now, until, endpoint_id),
     )
+    return int(rows[0][0]) if rows else until
+
+
+async def parked(conn: AsyncConnection, endpoint_ids: Sequence[str], now: int) -> dict[str, int]:
+    """Of these endpoints, those whose new deliveries are parked, and until when."""
+    ids = driver.placeholders(len(endpoint_ids))
+    rows = await driver.fetchall(
+        conn,
+        f"SELECT id, parked_until FROM endpoints WHERE id IN ({ids}) AND parked_until > ?",
+        (*endpoint_ids, now),
+    )
+    return {r[0]: r[1] for r in rows}
 
 
 async def disable(

@@ -144,6 +144,16 @@ async def park(conn: AsyncConnection, endpoint_id: str, now: int, until: int, li
     )
 
 
+async def unpark(conn: AsyncConnection, endpoint_id: str, until: int, now: int) -> int:
+    """An endpoint answers again: its rows parked until ``until`` (every row one parking moved
+    gets that same time, and so do those queued parked) are due ``now``; how many."""
+    return await driver.execute(
+        conn,
+        "UPDATE deliveries SET available_at = ? WHERE available_at = ? AND endpoint_id = ?",
+        (now, until, endpoint_id),
+    )
+
+
 async def finish(conn: AsyncConnection, items: Sequence[tuple[int, str]]) -> None:
     """Remove rows (id, lease token) whose delivery is over: delivered, exhausted or dropped."""
     await driver.executemany(conn, "DELETE FROM deliveries WHERE id = ? AND lease_token = ?", items)
