@@ -46,19 +46,22 @@ def _attempt(row: Any) -> Attempt:
     )
 
 
-INSERT_SQL = (
+_INSERT = (
     "INSERT INTO attempts (id, endpoint_id, event_id, event_type, store_id, attempt,"
     ' "trigger", status, http_status, response_time_ms, error, response_body, attempted_at)'
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_SQL = _INSERT + " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_ARRAYS = (
+    _INSERT + " SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[],"
+    " ?::int[], ?::text[], ?::text[], ?::int[], ?::int[], ?::text[], ?::bytea[], ?::bigint[])"
 )
 
 
 async def insert_results(conn: AsyncConnection, results: Sequence[AttemptResult]) -> None:
     """One row per finished attempt (the recorder's hot path: driver SQL, tuples in
     ``INSERT_SQL``'s column order)."""
-    await driver.executemany(
+    await driver.execute_rows(
         conn,
-        INSERT_SQL,
         [
             (
                 r.attempt_id,
@@ -77,6 +80,8 @@ async def insert_results(conn: AsyncConnection, results: Sequence[AttemptResult]
             )
             for r in results
         ],
+        per_row=INSERT_SQL,
+        arrays=_INSERT_ARRAYS,
     )
 
 

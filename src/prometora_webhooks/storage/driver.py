@@ -7,6 +7,11 @@ that was about a sixth of a delivery's CPU. These are written once in SQL with `
 placeholders (rewritten to ``$n`` for asyncpg) and run with ``exec_driver_sql`` on the same
 connection, so they stay inside the caller's transaction, with tuples as rows.
 Only plain columns and literals go in them; every value is a bound parameter.
+
+Many rows at once (``execute_rows``): sqlite3's executemany runs the one prepared statement
+per row in C. asyncpg's executemany makes PostgreSQL bind and execute the statement once per
+row; there the rows go instead as one array per column in a single statement (``unnest``),
+which PostgreSQL plans and runs once.
 """
 
 from __future__ import annotations
@@ -45,6 +50,21 @@ def _sql(conn: AsyncConnection, sql: str) -> str:
 async def executemany(conn: AsyncConnection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
     if rows:
         await conn.exec_driver_sql(_sql(conn, sql), list(rows))
+
+
+async def execute_rows(
+    conn: AsyncConnection, rows: Sequence[tuple[Any, ...]], *, per_row: str, arrays: str
+) -> None:
+    """Run a statement for many rows: ``per_row`` (``?`` per column, executemany) on SQLite;
+    on PostgreSQL ``arrays``, one statement with a ``?`` per column that takes an array of
+    that column's values (``unnest(?::text[], ?::bigint[]) AS t (a, b)``)."""
+    if not rows:
+        return
+    if is_postgres(conn):
+        columns = tuple(list(col) for col in zip(*rows, strict=True))
+        await conn.exec_driver_sql(render(arrays, dollar=True), columns)
+    else:
+        await conn.exec_driver_sql(per_row, list(rows))
 
 
 async def execute(conn: AsyncConnection, sql: str, params: tuple[Any, ...] = ()) -> int:

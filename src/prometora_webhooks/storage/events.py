@@ -35,12 +35,16 @@ async def insert(
     )
 
 
+_EVENTS = "INSERT INTO events (id, store_id, type, created_at, body, idempotency_key, kind)"
+
+
 async def insert_many(conn: AsyncConnection, items: Sequence[tuple[Event, str | None]]) -> None:
-    await driver.executemany(
+    await driver.execute_rows(
         conn,
-        "INSERT INTO events (id, store_id, type, created_at, body, idempotency_key, kind)"
-        " VALUES (?, ?, ?, ?, ?, ?, 'published')",
         [(ev.id, ev.store_id, ev.type, ev.created_at, ev.body, key) for ev, key in items],
+        per_row=_EVENTS + " VALUES (?, ?, ?, ?, ?, ?, 'published')",
+        arrays=_EVENTS + " SELECT i, s, t, c, b, k, 'published' FROM unnest(?::text[],"
+        " ?::text[], ?::text[], ?::bigint[], ?::bytea[], ?::text[]) AS u (i, s, t, c, b, k)",
     )
 
 
@@ -50,6 +54,14 @@ async def store_plans(conn: AsyncConnection, store_ids: Iterable[str]) -> dict[s
         await conn.execute(select(stores.c.id, stores.c.plan).where(stores.c.id.in_(ids)))
     ).all()
     return {r.id: r.plan for r in rows}
+
+
+_QUEUE = 'INSERT INTO deliveries (endpoint_id, event_id, attempt, "trigger", available_at)'
+_QUEUE_ROWS = _QUEUE + " VALUES (?, ?, 1, 'scheduled', ?)"
+_QUEUE_ARRAYS = (
+    _QUEUE + " SELECT ep, ev, 1, 'scheduled', due"
+    " FROM unnest(?::text[], ?::text[], ?::bigint[]) AS t (ep, ev, due)"
+)
 
 
 async def fan_out_many(conn: AsyncConnection, evs: Sequence[Event], now: int) -> int:
@@ -80,12 +92,7 @@ async def fan_out_many(conn: AsyncConnection, evs: Sequence[Event], now: int) ->
         due = now if r.parked_until is None else max(now, r.parked_until)
         targets.setdefault((r.store_id, r.event_type), []).append((r.endpoint_id, due))
     values = [(ep, e.id, due) for e in evs for ep, due in targets.get((e.store_id, e.type), ())]
-    await driver.executemany(
-        conn,
-        'INSERT INTO deliveries (endpoint_id, event_id, attempt, "trigger", available_at)'
-        " VALUES (?, ?, 1, 'scheduled', ?)",
-        values,
-    )
+    await driver.execute_rows(conn, values, per_row=_QUEUE_ROWS, arrays=_QUEUE_ARRAYS)
     return len(values)
 
 

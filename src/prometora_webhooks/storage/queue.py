@@ -156,7 +156,13 @@ async def unpark(conn: AsyncConnection, endpoint_id: str, until: int, now: int) 
 
 async def finish(conn: AsyncConnection, items: Sequence[tuple[int, str]]) -> None:
     """Remove rows (id, lease token) whose delivery is over: delivered, exhausted or dropped."""
-    await driver.executemany(conn, "DELETE FROM deliveries WHERE id = ? AND lease_token = ?", items)
+    await driver.execute_rows(
+        conn,
+        items,
+        per_row="DELETE FROM deliveries WHERE id = ? AND lease_token = ?",
+        arrays="DELETE FROM deliveries USING unnest(?::bigint[], ?::text[]) AS t (id, token)"
+        " WHERE deliveries.id = t.id AND deliveries.lease_token = t.token",
+    )
 
 
 async def reschedule(conn: AsyncConnection, items: Sequence[tuple[int, str, int, int]]) -> None:
