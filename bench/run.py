@@ -147,6 +147,12 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--peers-venv", help="peers: reuse this virtualenv (created if missing)")
     common.add_argument("--only", help="peers: comma-separated subset: ours,djw,dow")
     common.add_argument(
+        "--peer-seconds",
+        type=float,
+        help="peers: a peer's deliveries are counted for this long from its first publish "
+        "(default 60; ours always runs to the last delivery)",
+    )
+    common.add_argument(
         "--pg-statements",
         action="store_true",
         help="e2e on PostgreSQL: load pg_stat_statements and report the costliest statements",
@@ -213,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         "window": args.window,
         "peers_venv": args.peers_venv,
         "only": args.only,
+        "peer_seconds": args.peer_seconds,
         "set": args.set,
         "pg_statements": args.pg_statements or None,
     }

@@ -46,8 +46,11 @@ def publish_and_collect(
     idle: float = 30.0,
     pids: Callable[[], dict[str, int]] | None = None,
     during: Callable[[], None] | None = None,
+    window: float | None = None,
 ) -> dict[str, Any]:
     """``per_event``: deliveries each event should cause at the receiver (healthy paths only).
+    ``window``: stop waiting for receipts this many seconds after the start (a slow sender's
+    rate is then what arrived by then, over the time to its last receipt).
     ``recorded(n)``: waits until ``n`` more successful attempts are in the database, returns
     when (monotonic) or None. ``pids()``: service processes, for their CPU use."""
     rx = ctx.receiver()
@@ -75,7 +78,8 @@ def publish_and_collect(
         pub = procs.finish_child(child, out, ctx.workdir, "publisher", timeout)
         ok = sum(1 for s in pub["status"] if 200 <= s < 300)
         expected = ok * per_event
-        st = rx.wait_count(expected, timeout=timeout, idle=idle)
+        wait = timeout if window is None else max(0.0, window - (time.monotonic() - t_start))
+        st = rx.wait_count(expected, timeout=wait, idle=idle)
         t_recorded = recorded(expected) if recorded is not None and st["complete"] else None
     wall = time.monotonic() - t_start
     cpu = {

@@ -58,9 +58,18 @@ async def store_plans(conn: AsyncConnection, store_ids: Iterable[str]) -> dict[s
 
 _QUEUE = 'INSERT INTO deliveries (endpoint_id, event_id, attempt, "trigger", available_at)'
 _QUEUE_ROWS = _QUEUE + " VALUES (?, ?, 1, 'scheduled', ?)"
-_QUEUE_ARRAYS = (
-    _QUEUE + " SELECT ep, ev, 1, 'scheduled', due"
-    " FROM unnest(?::text[], ?::text[], ?::bigint[]) AS t (ep, ev, due)"
+
+
+# PostgreSQL: the whole fan-out in one statement, with one array element per *event* (the
+# subscriptions are joined there): ten times fewer values to build and encode in the publishing
+# process than one row per delivery, and no round trip for the subscriptions. Rows are queued in
+# the events' order (ORDINALITY), as the per-row form does.
+_FAN_OUT_SQL = (
+    _QUEUE + " SELECT s.endpoint_id, u.ev, 1, 'scheduled', greatest(?::bigint, e.parked_until)"
+    " FROM unnest(?::text[], ?::text[], ?::text[]) WITH ORDINALITY AS u (ev, st, ty, n)"
+    " JOIN subscriptions s ON s.store_id = u.st AND s.event_type = u.ty"
+    " JOIN endpoints e ON e.id = s.endpoint_id"
+    " WHERE e.enabled ORDER BY u.n, s.endpoint_id"
 )
 
 
@@ -70,6 +79,12 @@ async def fan_out_many(conn: AsyncConnection, evs: Sequence[Event], now: int) ->
     its rows are then never due while it stalls, and no worker has to park them again."""
     if not evs:
         return 0
+    if driver.is_postgres(conn):
+        return await driver.execute(
+            conn,
+            _FAN_OUT_SQL,
+            (now, [e.id for e in evs], [e.store_id for e in evs], [e.type for e in evs]),
+        )
     pairs = {(e.store_id, e.type) for e in evs}
     rows = (
         await conn.execute(
@@ -92,7 +107,7 @@ async def fan_out_many(conn: AsyncConnection, evs: Sequence[Event], now: int) ->
         due = now if r.parked_until is None else max(now, r.parked_until)
         targets.setdefault((r.store_id, r.event_type), []).append((r.endpoint_id, due))
     values = [(ep, e.id, due) for e in evs for ep, due in targets.get((e.store_id, e.type), ())]
-    await driver.execute_rows(conn, values, per_row=_QUEUE_ROWS, arrays=_QUEUE_ARRAYS)
+    await driver.executemany(conn, _QUEUE_ROWS, values)
     return len(values)
 
 
