@@ -149,8 +149,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--peer-seconds",
         type=float,
-        help="peers: a peer's deliveries are counted for this long from its first publish "
-        "(default 60; ours always runs to the last delivery)",
+        help="peers: a peer's receipts are counted until this long after its first publish, or "
+        "until its publishing ends if later (default 60; ours runs to the last delivery)",
     )
     common.add_argument(
         "--pg-statements",

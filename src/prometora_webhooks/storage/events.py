@@ -60,16 +60,17 @@ _QUEUE = 'INSERT INTO deliveries (endpoint_id, event_id, attempt, "trigger", ava
 _QUEUE_ROWS = _QUEUE + " VALUES (?, ?, 1, 'scheduled', ?)"
 
 
-# PostgreSQL: the whole fan-out in one statement, with one array element per *event* (the
-# subscriptions are joined there): ten times fewer values to build and encode in the publishing
-# process than one row per delivery, and no round trip for the subscriptions. Rows are queued in
-# the events' order (ORDINALITY), as the per-row form does.
+# PostgreSQL: the queue rows are made by the statement, from one array element per *event* and
+# one per subscribed endpoint (joined on store and type there): ten times fewer values to build
+# and encode in the publishing process than one array element per delivery. The endpoints are
+# read by the select before it, not joined inside it: joined there, the workers' counter updates
+# on the same rows took three times as long and paced p50 went from 11-14 to 16-24 ms (A/B).
+# Rows are queued in the events' order (ORDINALITY), each event's in the select's order.
 _FAN_OUT_SQL = (
-    _QUEUE + " SELECT s.endpoint_id, u.ev, 1, 'scheduled', greatest(?::bigint, e.parked_until)"
+    _QUEUE + " SELECT t.ep, u.ev, 1, 'scheduled', t.due"
     " FROM unnest(?::text[], ?::text[], ?::text[]) WITH ORDINALITY AS u (ev, st, ty, n)"
-    " JOIN subscriptions s ON s.store_id = u.st AND s.event_type = u.ty"
-    " JOIN endpoints e ON e.id = s.endpoint_id"
-    " WHERE e.enabled ORDER BY u.n, s.endpoint_id"
+    " JOIN unnest(?::text[], ?::text[], ?::text[], ?::bigint[]) WITH ORDINALITY"
+    " AS t (st, ty, ep, due, m) ON t.st = u.st AND t.ty = u.ty ORDER BY u.n, t.m"
 )
 
 
@@ -79,12 +80,6 @@ async def fan_out_many(conn: AsyncConnection, evs: Sequence[Event], now: int) ->
     its rows are then never due while it stalls, and no worker has to park them again."""
     if not evs:
         return 0
-    if driver.is_postgres(conn):
-        return await driver.execute(
-            conn,
-            _FAN_OUT_SQL,
-            (now, [e.id for e in evs], [e.store_id for e in evs], [e.type for e in evs]),
-        )
     pairs = {(e.store_id, e.type) for e in evs}
     rows = (
         await conn.execute(
@@ -102,6 +97,19 @@ async def fan_out_many(conn: AsyncConnection, evs: Sequence[Event], now: int) ->
             )
         )
     ).all()
+    if driver.is_postgres(conn):
+        if not rows:
+            return 0
+        params = (
+            [e.id for e in evs],
+            [e.store_id for e in evs],
+            [e.type for e in evs],
+            [r.store_id for r in rows],
+            [r.event_type for r in rows],
+            [r.endpoint_id for r in rows],
+            [now if r.parked_until is None else max(now, r.parked_until) for r in rows],
+        )
+        return await driver.execute(conn, _FAN_OUT_SQL, params)
     targets: dict[tuple[str, str], list[tuple[str, int]]] = {}
     for r in rows:
         due = now if r.parked_until is None else max(now, r.parked_until)
