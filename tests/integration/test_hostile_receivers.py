@@ -338,3 +338,67 @@ def test_the_delivery_log_keeps_exactly_the_first_kib_of_a_huge_body(
     assert len(receiver.received("/flood")) == 1
     assert flood.stopped_by_peer
     assert flood.written < READ_CAP + BUFFER_MARGIN, flood.written
+
+
+async def test_each_attempt_times_out_on_its_own_deadline_among_quick_ones(  # type: ignore[no-untyped-def]
+    https_server, ca_path
+) -> None:
+    """Attempts that never get an answer, started 0.3 s apart between quick successful ones
+    (which end first and leave the deadline queue early), each time out one timeout after
+    their own start; the quick ones are not interrupted."""
+    timeout, gap = 1.5, 0.3
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if request.path == "/never":
+            await asyncio.sleep(3600)
+        return web.Response(status=204)
+
+    port = await https_server(handler)
+    session = make_session(allow_private=True, ca_bundle=Path(ca_path), limit=50)
+    sender = Sender(session, timeout=timeout, allow_http=False, allow_private=True)
+    loop = asyncio.get_running_loop()
+
+    async def one(delay: float, path: str) -> tuple[SendResult, float, float]:
+        await asyncio.sleep(delay)
+        start = loop.time()
+        res = await sender.send(f"https://localhost:{port}{path}", b"{}", {})
+        return res, start, loop.time()
+
+    jobs = [one(i * gap, "/never") for i in range(3)]
+    jobs += [one(i * 0.1, "/quick") for i in range(12)]
+    try:
+        results = await asyncio.gather(*jobs)
+    finally:
+        sender.close()
+        await session.close()
+    for res, start, end in results[:3]:
+        assert res.error == "timeout"
+        assert abs((end - start) - timeout) < 0.25, end - start
+    for res, _, _ in results[3:]:
+        assert res.succeeded, res.error
+
+
+async def test_an_attempt_cancelled_from_outside_is_not_a_timeout(https_server, ca_path) -> None:  # type: ignore[no-untyped-def]
+    """A stop cancels attempts in flight: the cancellation goes through (the worker's stop
+    relies on it) instead of being reported as the attempt's timeout, and the sender's later
+    attempts still time out on their deadline."""
+
+    async def never(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    port = await https_server(never)
+    session = make_session(allow_private=True, ca_bundle=Path(ca_path), limit=10)
+    sender = Sender(session, timeout=1.0, allow_http=False, allow_private=True)
+    url = f"https://localhost:{port}/"
+    try:
+        task = asyncio.ensure_future(sender.send(url, b"{}", {}))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        res = await sender.send(url, b"{}", {})
+    finally:
+        sender.close()
+        await session.close()
+    assert res.error == "timeout"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import math
+import asyncio
 import ssl
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -101,6 +102,77 @@ def _describe(exc: BaseException) -> str:
     return "request failed"
 
 
+class _Attempt:
+    """An attempt in flight: when it must end, and the task to interrupt then."""
+
+    __slots__ = ("deadline", "task", "timed_out")
+
+    def __init__(self, deadline: float, task: asyncio.Task[object] | None) -> None:
+        self.deadline = deadline
+        self.task = task  # None once the attempt has ended
+        self.timed_out = False
+
+
+class Deadlines:
+    """One deadline for every attempt in flight, kept by one task instead of a timer each.
+
+    Every attempt gets the same timeout, so deadlines come in the order attempts start: a
+    queue, whose head is the next to expire. One task sleeps until that head's deadline and
+    interrupts (cancels) an attempt still running then; ended attempts leave the queue as they
+    reach its head. aiohttp's own per-request timeout made a timer (a libuv handle under uvloop)
+    and a timer context per attempt: ~5 % of a delivery's CPU. Deadlines are exact, not rounded
+    (rounded, a stalled receiver's attempts all time out at the same instant and come back as
+    one burst)."""
+
+    def __init__(self, timeout: float) -> None:
+        self._timeout = timeout
+        self._queue: deque[_Attempt] = deque()
+        self._added = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> _Attempt:
+        """The current task's attempt starts now; end it with ``end()``."""
+        loop = asyncio.get_running_loop()
+        attempt = _Attempt(loop.time() + self._timeout, asyncio.current_task())
+        queue = self._queue
+        while queue and queue[0].task is None:  # ended: the queue stays short
+            queue.popleft()
+        queue.append(attempt)
+        if self._task is None or self._task.done():
+            self._task = loop.create_task(self._expire(), name="pw-deadlines")
+        elif len(queue) == 1:
+            self._added.set()
+        return attempt
+
+    @staticmethod
+    def end(attempt: _Attempt) -> None:
+        attempt.task = None
+
+    async def _expire(self) -> None:
+        loop = asyncio.get_running_loop()
+        queue = self._queue
+        while True:
+            while queue and queue[0].task is None:
+                queue.popleft()
+            if not queue:
+                self._added.clear()
+                await self._added.wait()
+                continue
+            head = queue[0]
+            wait = head.deadline - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            queue.popleft()
+            if head.task is not None:
+                head.timed_out = True
+                head.task.cancel()
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
 class Sender:
     def __init__(
         self,
@@ -111,14 +183,15 @@ class Sender:
         allow_private: bool,
     ) -> None:
         self._session = session
-        # aiohttp's own deadline: it covers the lookup, connecting, the request and reading the
-        # response (one timer per attempt, instead of a second one around the call). Not
-        # rounded up to a whole second (aiohttp does that from 5 s on): rounded, a stalled
-        # receiver's attempts all time out at the same instant and come back as one burst.
-        self._timeout = aiohttp.ClientTimeout(total=timeout, ceil_threshold=math.inf)
+        # One deadline per attempt, covering the lookup, connecting, the request and reading
+        # the response; kept by Deadlines, not by a timer per request in aiohttp.
+        self._deadlines = Deadlines(timeout)
         self._allow_http = allow_http
         self._allow_private = allow_private
         self._verdicts: dict[str, str | None] = {}
+
+    def close(self) -> None:
+        self._deadlines.close()
 
     def _precheck(self, url: str) -> str | None:
         """The literal-address rules again (aiohttp does not resolve IP literals).
@@ -158,19 +231,28 @@ class Sender:
         retry_after: str | None = None
         data = b""
         error: str | None = None
+        attempt = self._deadlines.start()
         try:
             async with self._session.post(
-                url, data=body, headers=headers, allow_redirects=False, timeout=self._timeout
+                url, data=body, headers=headers, allow_redirects=False
             ) as resp:
                 status = resp.status
                 retry_after = resp.headers.get("Retry-After")
                 data = await _read_capped(resp)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            # Interrupted by its deadline (and by nothing else: a stop cancels too).
+            if not attempt.timed_out or task is None or task.uncancel() > 0:
+                raise
+            error = "timeout"
         except TimeoutError:
             error = "timeout"
         except (aiohttp.ClientError, OSError, ssl.SSLError) as exc:
             error = _describe(exc)
         except aiohttp.InvalidURL:
             error = "invalid url"
+        finally:
+            self._deadlines.end(attempt)
         elapsed = int((time.perf_counter() - start) * 1000)
         if error is None and status is not None:
             if 200 <= status < 300:

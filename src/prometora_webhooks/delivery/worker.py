@@ -179,6 +179,7 @@ class Worker:
             with contextlib.suppress(Exception):
                 await recorder_task
             await self._flush()
+            sender.close()
             await session.close()
             with contextlib.suppress(asyncio.CancelledError):
                 await purge_task
