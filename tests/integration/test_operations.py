@@ -84,6 +84,30 @@ def test_an_endpoint_backlog_drains_beyond_its_in_flight_cap_without_waiting_for
     assert len({r.headers["webhook-id"] for r in got}) == 120
 
 
+def test_a_backlog_over_the_endpoints_caps_drains_without_an_idle_wait(
+    make_service: Callable[..., Service], receiver: Receiver, db_kind: str
+) -> None:
+    """600 deliveries to 10 endpoints at most 8 in flight each, due at once when the workers
+    start, and no publish after that to wake them. Claims are bounded by each endpoint's room,
+    counted before the claim's round trips; slots that free during those round trips must lead
+    to another claim, not to the idle wait (5 s on PostgreSQL, the 60 s poll on SQLite here),
+    which the burst's last rows waited out before: its first and last receipts were 5 s apart,
+    not a fraction of a second."""
+    svc = make_service(worker_per_endpoint_limit="8", worker_poll_interval="60")
+    svc.start("api")
+    store_id, key = svc.create_store()
+    paths = [f"/ep{i}" for i in range(10)]
+    for p in paths:
+        svc.create_endpoint(key, receiver.url(p))
+    for _ in range(60):
+        assert svc.publish(store_id).status_code == 202
+    for _ in range(2 if db_kind == "postgresql" else 1):
+        svc.spawn("worker")
+    wait_until(lambda: sum(len(receiver.received(p)) for p in paths) >= 600, 90, "600 deliveries")
+    times = sorted(r.at for p in paths for r in receiver.received(p))
+    assert times[-1] - times[0] < 4.0, f"the backlog took {times[-1] - times[0]:.1f} s"
+
+
 def test_an_endpoint_gets_few_attempts_in_flight_until_one_succeeds(
     make_service: Callable[..., Service], receiver: Receiver
 ) -> None:

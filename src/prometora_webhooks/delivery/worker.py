@@ -193,6 +193,9 @@ class Worker:
                 continue
             want = min(free, MAX_CLAIM)
             try:
+                # From here on, a slot freed at an endpoint at its cap is a reason to claim
+                # again (see _nap): it may have had due rows this claim had to leave.
+                self._cap_freed.clear()
                 batch, jobs = await self._claim(want)
                 # Sends start before anything else: the idle wait below is a query too.
                 for claimed, target, event_type, body in jobs:
@@ -217,11 +220,16 @@ class Worker:
         """Wait until more may be claimable: a notification or ``idle`` seconds, and, while
         some endpoint was left out of the claim for being at its in-flight cap, an attempt to
         such an endpoint finishing (otherwise an endpoint's backlog would go out one cap's worth
-        per poll interval)."""
+        per poll interval). A slot that freed at such an endpoint since the claim counts too:
+        the attempts of a claim often finish before the nap starts, and waiting then for the
+        next one (or the notification that will not come once publishing has stopped) left a
+        burst's last rows due for the whole idle wait (5 s on PostgreSQL)."""
+        if self._cap_freed.is_set():
+            await asyncio.sleep(CLAIM_GATHER_S)  # let a few more finish: one claim for them
+            return
         if not self._saturated():
             await self._notifier.wait(idle)
             return
-        self._cap_freed.clear()
         waits = [
             asyncio.ensure_future(self._notifier.wait(idle)),
             asyncio.ensure_future(self._cap_freed.wait()),
@@ -293,6 +301,7 @@ class Worker:
         token = self.lease_prefix + secrets.token_hex(8)
         saturated = self._saturated()
         room = self._room_left(saturated)
+        default_room = self._untried_cap()
         if self._stalled(now):
             self._park_wanted.set()
         async with self._db.write() as conn:
@@ -304,13 +313,23 @@ class Worker:
                 token,
                 limit,
                 room=room,
-                default_room=self._untried_cap(),
+                default_room=default_room,
                 scan=min(CLAIM_SCAN_FACTOR * limit, MAX_CLAIM_SCAN),
                 exclude_endpoints=saturated,
             )
             if not claimed:
                 return [], []
             loaded = None if self._db.is_sqlite else await self._load(conn, claimed, now)
+        # An endpoint that got all the room it was given may have more rows due. The room was
+        # counted before the claim's round trips; attempts that finished meanwhile (or a
+        # success that widened its cap) gave it more, which no attempt at the cap will report
+        # (_done): report it here, or those rows wait for the next publish or for the idle wait
+        # (5 s on PostgreSQL: the tail of a burst did).
+        for ep, n in Counter(c.endpoint_id for c in claimed).items():
+            given = room.get(ep, default_room)
+            if n >= given and self._cap(ep) - self._per_endpoint[ep] > given:
+                self._cap_freed.set()
+                break
         if loaded is None:
             async with self._db.read() as conn:
                 loaded = await self._load(conn, claimed, now)
