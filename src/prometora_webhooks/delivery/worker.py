@@ -128,6 +128,7 @@ class Worker:
         self._inflight: set[asyncio.Task[None]] = set()
         self._per_endpoint: Counter[str] = Counter()
         self._ok: set[str] = set()  # endpoints whose latest attempt here succeeded: full cap
+        self._room_bound: list[str] = []  # took all the room the last claim gave them
         self._revived: list[str] = []  # succeeded while not in _ok: their parked rows come due
         self._saturated_since: dict[str, int] = {}  # endpoint → ms since it is at its cap
         self._parked_at: dict[str, int] = {}  # endpoint → ms of its backlog's last parking
@@ -220,11 +221,15 @@ class Worker:
         """Wait until more may be claimable: a notification or ``idle`` seconds, and, while
         some endpoint was left out of the claim for being at its in-flight cap, an attempt to
         such an endpoint finishing (otherwise an endpoint's backlog would go out one cap's worth
-        per poll interval). A slot that freed at such an endpoint since the claim counts too:
-        the attempts of a claim often finish before the nap starts, and waiting then for the
-        next one (or the notification that will not come once publishing has stopped) left a
-        burst's last rows due for the whole idle wait (5 s on PostgreSQL)."""
-        if self._cap_freed.is_set():
+        per poll interval). Claim again at once when a slot freed at such an endpoint since
+        the claim, or when an endpoint that got all the room the claim gave it has room again:
+        the room was counted before the claim's round trips, attempts that finished meanwhile
+        are reported by nothing, and waiting then for a notification (none comes once
+        publishing has stopped) left a burst's last rows due for the whole idle wait (5 s on
+        PostgreSQL, the poll interval on SQLite)."""
+        if self._cap_freed.is_set() or any(
+            self._per_endpoint[ep] < self._cap(ep) for ep in self._room_bound
+        ):
             await asyncio.sleep(CLAIM_GATHER_S)  # let a few more finish: one claim for them
             return
         if not self._saturated():
@@ -318,18 +323,15 @@ class Worker:
                 exclude_endpoints=saturated,
             )
             if not claimed:
+                self._room_bound = []
                 return [], []
             loaded = None if self._db.is_sqlite else await self._load(conn, claimed, now)
-        # An endpoint that got all the room it was given may have more rows due. The room was
-        # counted before the claim's round trips; attempts that finished meanwhile (or a
-        # success that widened its cap) gave it more, which no attempt at the cap will report
-        # (_done): report it here, or those rows wait for the next publish or for the idle wait
-        # (5 s on PostgreSQL: the tail of a burst did).
-        for ep, n in Counter(c.endpoint_id for c in claimed).items():
-            given = room.get(ep, default_room)
-            if n >= given and self._cap(ep) - self._per_endpoint[ep] > given:
-                self._cap_freed.set()
-                break
+        # Endpoints that got all the room they were given may have more rows due (see _nap).
+        self._room_bound = [
+            ep
+            for ep, n in Counter(c.endpoint_id for c in claimed).items()
+            if n >= room.get(ep, default_room)
+        ]
         if loaded is None:
             async with self._db.read() as conn:
                 loaded = await self._load(conn, claimed, now)
