@@ -155,8 +155,10 @@ def test_recent_deliveries_shows_the_ten_newest(
     store_id, key = dash.svc.create_store()
     path = unique_path()
     ep = dash.svc.create_endpoint(key, receiver.url(path), events=["order.created"])
-    ids = [dash.svc.publish(store_id).json()["id"] for _ in range(11)]
-    receiver.wait_for(11, path)
+    ids = []
+    for n in range(1, 12):  # one at a time: attempts made in the same millisecond have no order
+        ids.append(dash.svc.publish(store_id).json()["id"])
+        receiver.wait_for(n, path)
     dash.login(page, store_id)
     deliveries = open_deliveries(page, ep["id"])
     rows = deliveries.locator(".attempt")
