@@ -26,7 +26,7 @@ async def get_principal(
 ) -> Principal:
     # The runtime read here, not as a sub-dependency: every level FastAPI resolves costs on
     # every request (a sixth of the publish route's time went to resolving dependencies).
-    rt: Runtime = request.app.state.runtime
+    rt = await get_runtime(request)
     principal = await rt.auth.authenticate(authorization)
     if principal.store_id is not None:
         limiter: RateLimiter = request.app.state.rate_limiter

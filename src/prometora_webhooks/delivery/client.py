@@ -135,8 +135,7 @@ class Deadlines:
         loop = asyncio.get_running_loop()
         attempt = _Attempt(loop.time() + self._timeout, asyncio.current_task())
         queue = self._queue
-        while queue and queue[0].task is None:  # ended: the queue stays short
-            queue.popleft()
+        self._drop_ended()  # the queue stays short
         queue.append(attempt)
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._expire(), name="pw-deadlines")
@@ -148,12 +147,16 @@ class Deadlines:
     def end(attempt: _Attempt) -> None:
         attempt.task = None
 
+    def _drop_ended(self) -> None:
+        queue = self._queue
+        while queue and queue[0].task is None:
+            queue.popleft()
+
     async def _expire(self) -> None:
         loop = asyncio.get_running_loop()
         queue = self._queue
         while True:
-            while queue and queue[0].task is None:
-                queue.popleft()
+            self._drop_ended()
             if not queue:
                 self._added.clear()
                 await self._added.wait()

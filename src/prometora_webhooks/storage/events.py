@@ -97,6 +97,7 @@ async def fan_out_many(conn: AsyncConnection, evs: Sequence[Event], now: int) ->
             )
         )
     ).all()
+    dues = [now if r.parked_until is None else max(now, r.parked_until) for r in rows]
     if driver.is_postgres(conn):
         if not rows:
             return 0
@@ -107,12 +108,11 @@ async def fan_out_many(conn: AsyncConnection, evs: Sequence[Event], now: int) ->
             [r.store_id for r in rows],
             [r.event_type for r in rows],
             [r.endpoint_id for r in rows],
-            [now if r.parked_until is None else max(now, r.parked_until) for r in rows],
+            dues,
         )
         return await driver.execute(conn, _FAN_OUT_SQL, params)
     targets: dict[tuple[str, str], list[tuple[str, int]]] = {}
-    for r in rows:
-        due = now if r.parked_until is None else max(now, r.parked_until)
+    for r, due in zip(rows, dues, strict=True):
         targets.setdefault((r.store_id, r.event_type), []).append((r.endpoint_id, due))
     values = [(ep, e.id, due) for e in evs for ep, due in targets.get((e.store_id, e.type), ())]
     await driver.executemany(conn, _QUEUE_ROWS, values)
