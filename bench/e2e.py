@@ -76,6 +76,9 @@ def run(ctx: Context) -> dict[str, Any]:
             "recorded": recorded,
             "pids": svc.pids,
         }
+        postmaster = ctx.pg().postmaster_pid() if ctx.db == "postgresql" else None
+        if postmaster is not None:
+            common["database_cpu"] = lambda: procs.tree_cpu_seconds(postmaster)
         if warm_n:
             procs.log(f"e2e[{ctx.db}]: warm-up, {warm_n} events")
             warm = publish_and_collect(ctx, mode="burst", events=warm_n, first_index=0, **common)
@@ -153,6 +156,10 @@ def _targets(res: dict[str, Any]) -> None:
     cpu = burst.get("service_cpu_s") or {}
     if cpu and burst.get("delivered"):
         res["service_cpu_us_per_delivery"] = round(sum(cpu.values()) / burst["delivered"] * 1e6)
+        if "database_cpu_s" in burst:  # PostgreSQL's server processes, not in the ratio
+            res["database_cpu_us_per_delivery"] = round(
+                burst["database_cpu_s"] / burst["delivered"] * 1e6
+            )
         res["cpu_ratio_to_limit"] = ratio(
             res.get("limit", {}).get("client_cpu_us_per_post"), res["service_cpu_us_per_delivery"]
         )

@@ -196,6 +196,11 @@ def descendants(root: int) -> set[int]:
     return seen
 
 
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time of ``root`` and every process below it, including its reaped children."""
+    return sum(cpu_seconds(pid, children=pid == root) for pid in descendants(root))
+
+
 def _busy_ticks() -> int:
     with open("/proc/stat") as fh:
         parts = fh.readline().split()[1:]

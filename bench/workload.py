@@ -25,6 +25,7 @@ class PhaseArgs(TypedDict, total=False):
     healthy: Callable[[str], bool]
     recorded: Callable[[int], float | None]
     pids: Callable[[], dict[str, int]]
+    database_cpu: Callable[[], float]
 
 
 def publish_and_collect(
@@ -45,6 +46,7 @@ def publish_and_collect(
     timeout: float = 600.0,
     idle: float = 30.0,
     pids: Callable[[], dict[str, int]] | None = None,
+    database_cpu: Callable[[], float] | None = None,
     during: Callable[[], None] | None = None,
     window: float | None = None,
 ) -> dict[str, Any]:
@@ -52,11 +54,13 @@ def publish_and_collect(
     ``window``: stop waiting for receipts this many seconds after the start (a slow sender's
     rate is then what arrived by then, over the time to its last receipt).
     ``recorded(n)``: waits until ``n`` more successful attempts are in the database, returns
-    when (monotonic) or None. ``pids()``: service processes, for their CPU use."""
+    when (monotonic) or None. ``pids()``: service processes, for their CPU use;
+    ``database_cpu()``: the database server's CPU seconds so far (PostgreSQL)."""
     rx = ctx.receiver()
     rx.configure(reset=True, record=True)
     cpu0 = {n: procs.cpu_seconds(p) for n, p in (pids() if pids else {}).items()}
     rx_cpu0 = rx.cpu_seconds()
+    db_cpu0 = database_cpu() if database_cpu else 0.0
     cfg = {
         "targets": targets,
         "headers": headers or {},
@@ -86,6 +90,9 @@ def publish_and_collect(
         n: round(procs.cpu_seconds(p) - cpu0.get(n, 0.0), 2)
         for n, p in (pids() if pids else {}).items()
     }
+    extra: dict[str, Any] = {}
+    if database_cpu is not None:
+        extra["database_cpu_s"] = round(database_cpu() - db_cpu0, 2)
     dump = rx.dump()
     return analyse(
         pub,
@@ -98,6 +105,7 @@ def publish_and_collect(
             "load": mon.summary(),
             "service_cpu_s": cpu,
             "receiver_cpu_util": round((rx.cpu_seconds() - rx_cpu0) / max(wall, 1e-6), 3),
+            **extra,
         },
     )
 

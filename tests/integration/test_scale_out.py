@@ -273,3 +273,19 @@ def test_worker_killed_and_postgres_restarted_mid_run_loses_nothing(
     for w in workers[1:]:
         assert w.popen is not None
         assert w.popen.poll() is None, w.log()[-3000:]
+
+
+def test_the_first_publish_after_a_postgres_restart_is_accepted(
+    pg_service: Callable[..., Service], pg_server: PgServer
+) -> None:
+    """The API tests each pooled connection as it takes it: the connections that a restart
+    closed are replaced, instead of failing the next requests with 503."""
+    svc = pg_service()
+    svc.start("api")
+    store_id, _ = svc.create_store()
+    with ThreadPoolExecutor(4) as pool:  # several connections in the pool
+        first = list(pool.map(lambda _: svc.publish(store_id, "order.created", ORDER), range(8)))
+    assert [r.status_code for r in first] == [202] * 8, [r.text for r in first]
+    pg_server.restart()
+    after = [svc.publish(store_id, "order.created", ORDER) for _ in range(4)]
+    assert [r.status_code for r in after] == [202] * 4, [r.text for r in after]

@@ -8,9 +8,12 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.util import await_only
 
 from .sqlite_inline import InlineConnection
 
@@ -49,7 +52,7 @@ class Database:
         kwargs: dict[str, Any] = {}
         self._path: str | None = None  # SQLite: the database file
         if not self.is_sqlite:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping)
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size)
         else:
             path = make_url(self.url).database or ""
             self._path = path if path and path != ":memory:" else None
@@ -66,6 +69,8 @@ class Database:
         self._file_id: tuple[int, int] | None = None  # SQLite: (device, inode) of the open file
         if self.is_sqlite:
             _install_sqlite_hooks(self.engine, self._opened)
+        elif pre_ping:
+            _install_pg_ping(self.engine)
 
     def _opened(self) -> None:
         """A connection was opened: remember which file the first one opened."""
@@ -118,6 +123,22 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _install_pg_ping(engine: AsyncEngine) -> None:
+    """Test each PostgreSQL connection as it leaves the pool, in one round trip: ``SELECT 1``
+    outside any transaction, as a simple query (nothing to prepare). SQLAlchemy's
+    ``pool_pre_ping`` takes three (BEGIN, ``;``, ROLLBACK, for PgBouncer's transaction mode):
+    15 % of the ``api``'s CPU when publishes come one at a time. A dead connection is replaced
+    (the pool tries again with a new one), so a request after a database restart does not
+    fail."""
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _ping(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+        try:
+            await_only(dbapi_conn.driver_connection.execute("SELECT 1"))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise DisconnectionError(str(exc)[:200]) from exc
 
 
 def _install_sqlite_hooks(engine: AsyncEngine, opened: Callable[[], None]) -> None:
