@@ -3,6 +3,8 @@ endpoint, due now or when the endpoint's parking ends, queued in the events' ord
 
 from __future__ import annotations
 
+import asyncio
+
 from prometora_webhooks.domain.models import Event
 from prometora_webhooks.storage import events as event_q
 from prometora_webhooks.storage.database import Database
@@ -103,3 +105,60 @@ def test_fan_out_of_events_nobody_subscribed_to_queues_nothing(db_url: str) -> N
         return n, int(count or 0)
 
     assert run_with_databases(db_url, body) == (0, 0)
+
+
+def test_a_publish_batch_stores_routes_and_refuses_per_event(db_url: str) -> None:
+    """Through the publishing service (a batch of concurrent publishes, group-committed: on
+    PostgreSQL one statement after one read): each event of an existing store is stored, those
+    of a store whose plan has webhooks are queued for its subscribed, enabled endpoints, and
+    an unknown store's event alone is refused."""
+    from prometora_webhooks.domain.catalog import Catalog
+    from prometora_webhooks.domain.errors import NotFound
+    from prometora_webhooks.services.events import EventService
+    from prometora_webhooks.services.notify import Notifier
+    from prometora_webhooks.storage.tables import stores
+    from tests.support.service import ORDER, SELLER
+
+    plans = {"s1": "business", "s2": "free"}  # s2's plan has no webhooks
+    sent = [
+        ("s1", "order.created"),
+        ("s2", "seller.registered"),  # stored, not queued (we_e is subscribed)
+        ("s9", "order.created"),  # no such store
+        ("s2", "order.created"),  # stored, not queued (we_d is subscribed)
+        ("s1", "seller.registered"),
+    ]
+
+    async def body(db: Database) -> tuple[list[object], list[tuple[str, str]], set[str]]:
+        await _setup(db)
+        async with db.write() as conn:
+            for sid, plan in plans.items():
+                await conn.execute(
+                    stores.insert().values(
+                        id=sid, name=sid, plan=plan, api_key_hash=sid, created_at=0, updated_at=0
+                    )
+                )
+        svc = EventService(db, Catalog.load(), Notifier())
+        try:
+            results = await asyncio.gather(
+                *(
+                    svc.publish(sid, t, ORDER if t == "order.created" else SELLER)
+                    for sid, t in sent
+                ),
+                return_exceptions=True,
+            )
+        finally:
+            await svc.close()
+        ids = {r[0].id: r[0].store_id for r in results if isinstance(r, tuple)}
+        async with db.read() as conn:
+            queued = await conn.exec_driver_sql("SELECT event_id, endpoint_id FROM deliveries")
+            pairs = [(ids[e], ep) for e, ep in queued]
+            stored = await conn.exec_driver_sql("SELECT id FROM events")
+            return results, pairs, {r[0] for r in stored}
+
+    results, queued, stored = run_with_databases(db_url, body)
+    assert isinstance(results[2], NotFound)
+    published = [r for i, r in enumerate(results) if i != 2]
+    assert all(isinstance(r, tuple) and r[1] is False for r in published)
+    assert stored == {r[0].id for r in published if isinstance(r, tuple)}
+    # s1: order.created -> we_a, we_b (we_c is disabled); seller.registered -> we_a.
+    assert sorted(queued) == [("s1", "we_a"), ("s1", "we_a"), ("s1", "we_b")]

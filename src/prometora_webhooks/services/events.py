@@ -138,7 +138,34 @@ class EventService:
             if not p.done.done():
                 p.done.set_exception(exc)
 
+    async def _store_batch_at_once(self, batch: list[_Pending]) -> None:
+        """PostgreSQL, a batch without Idempotency-Keys: one read (plans and subscribers), then
+        one statement that stores the events and their deliveries and wakes the workers. Four
+        round trips fewer than the transaction below, which matters most when publishes come
+        one at a time."""
+        now = now_ms()
+        async with self._db.autocommit() as conn:
+            plans, routes = await event_q.routes(conn, [p.event for p in batch])
+            stored = [p for p in batch if p.event.store_id in plans]
+            queued = 0
+            if stored:
+                evs = [p.event for p in stored]
+                routed = [e for e in evs if has_webhooks(plans[e.store_id])]
+                queued = await event_q.store_published(conn, evs, routed, routes, now)
+        if queued:
+            self._notifier.notify()
+        for p in batch:
+            if p.done.done():
+                continue
+            if p.event.store_id in plans:
+                p.done.set_result(None)
+            else:
+                p.done.set_exception(NotFound(f"no store {p.event.store_id}"))
+
     async def _store_batch(self, batch: list[_Pending]) -> None:
+        if not self._db.is_sqlite and all(p.key is None for p in batch):
+            await self._store_batch_at_once(batch)
+            return
         now = now_ms()
         outcome: dict[int, Event | Exception | None] = {}
         async with self._db.write() as conn:

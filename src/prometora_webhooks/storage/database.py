@@ -116,6 +116,15 @@ class Database:
             async with conn.begin():
                 yield conn
 
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """PostgreSQL: a connection without a transaction around its statements, each one its
+        own (no BEGIN and COMMIT round trips): for a write that is a single statement."""
+        assert not self.is_sqlite
+        async with self.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield conn
+
     async def ping(self) -> None:
         """Raise if the database cannot be used now (unreachable, or its file is gone)."""
         async with self.read() as conn:

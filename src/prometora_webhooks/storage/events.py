@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, or_, select, update
@@ -97,7 +98,7 @@ async def fan_out_many(conn: AsyncConnection, evs: Sequence[Event], now: int) ->
             )
         )
     ).all()
-    dues = [now if r.parked_until is None else max(now, r.parked_until) for r in rows]
+    dues = [_due(r.parked_until, now) for r in rows]
     if driver.is_postgres(conn):
         if not rows:
             return 0
@@ -117,6 +118,79 @@ async def fan_out_many(conn: AsyncConnection, evs: Sequence[Event], now: int) ->
     values = [(ep, e.id, due) for e in evs for ep, due in targets.get((e.store_id, e.type), ())]
     await driver.executemany(conn, _QUEUE_ROWS, values)
     return len(values)
+
+
+# PostgreSQL, a batch without Idempotency-Keys in one autocommit round trip after the read:
+# the events, their queue rows (as _FAN_OUT_SQL) and the workers' wake-up (NOTIFY, sent when
+# the statement commits, only if a row was queued). One statement is one transaction: the
+# events and their deliveries are stored together or not at all.
+_STORE_PUBLISHED_SQL = (
+    "WITH ev AS (" + _EVENTS + " SELECT i, s, t, c, b, NULL, 'published' FROM unnest(?::text[],"
+    " ?::text[], ?::text[], ?::bigint[], ?::bytea[]) AS u (i, s, t, c, b)),"
+    " q AS (" + _FAN_OUT_SQL + " RETURNING 1)"
+    " SELECT n, CASE WHEN n > 0 THEN pg_notify('prometora_webhooks_due', '') END"
+    " FROM (SELECT count(*) AS n FROM q) AS c"
+)
+_ROUTES_SQL = (
+    "SELECT s.id, s.plan, r.event_type, r.endpoint_id, r.parked_until FROM stores s"
+    " LEFT JOIN (SELECT sub.store_id, sub.event_type, sub.endpoint_id, e.parked_until"
+    " FROM subscriptions sub JOIN endpoints e ON e.id = sub.endpoint_id AND e.enabled"
+    " WHERE sub.store_id = ANY(?::text[]) AND sub.event_type = ANY(?::text[])) AS r"
+    " ON r.store_id = s.id WHERE s.id = ANY(?::text[])"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    store_id: str
+    event_type: str
+    endpoint_id: str
+    parked_until: int | None
+
+
+async def routes(conn: AsyncConnection, evs: Sequence[Event]) -> tuple[dict[str, str], list[Route]]:
+    """PostgreSQL, one query: (store id → plan for the stores that exist, the enabled endpoints
+    subscribed to the events' (store, type) pairs)."""
+    store_ids = sorted({e.store_id for e in evs})
+    types = sorted({e.type for e in evs})
+    rows = await driver.fetchall(conn, _ROUTES_SQL, (store_ids, types, store_ids))
+    plans = {r[0]: r[1] for r in rows}
+    return plans, [Route(r[0], r[2], r[3], r[4]) for r in rows if r[3] is not None]
+
+
+async def store_published(
+    conn: AsyncConnection,
+    evs: Sequence[Event],
+    routed: Sequence[Event],
+    to: Sequence[Route],
+    now: int,
+) -> int:
+    """PostgreSQL, in one statement (run it in autocommit): insert ``evs`` (no Idempotency-Key),
+    queue ``routed`` (a subset) for the routes of their store and type, and NOTIFY the workers
+    if anything was queued; how many deliveries were queued."""
+    pairs = {(e.store_id, e.type) for e in routed}
+    to = [r for r in to if (r.store_id, r.event_type) in pairs]
+    params = (
+        [e.id for e in evs],
+        [e.store_id for e in evs],
+        [e.type for e in evs],
+        [e.created_at for e in evs],
+        [e.body for e in evs],
+        [e.id for e in routed],
+        [e.store_id for e in routed],
+        [e.type for e in routed],
+        [r.store_id for r in to],
+        [r.event_type for r in to],
+        [r.endpoint_id for r in to],
+        [_due(r.parked_until, now) for r in to],
+    )
+    rows = await driver.fetchall(conn, _STORE_PUBLISHED_SQL, params)
+    return int(rows[0][0])
+
+
+def _due(parked_until: int | None, now: int) -> int:
+    """Due now, or when the endpoint's parking ends if it is parked (it stalls)."""
+    return now if parked_until is None else max(now, parked_until)
 
 
 async def by_idempotency_key(conn: AsyncConnection, store_id: str, key: str) -> Event | None:
