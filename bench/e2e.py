@@ -30,7 +30,7 @@ def run(ctx: Context) -> dict[str, Any]:
     E = int(ctx.opt("endpoints", 10))
     M = int(ctx.opt("events", 1000 if ctx.quick else 5000))
     C = int(ctx.opt("clients", 50))
-    workers = int(ctx.opt("workers", 2))
+    workers = int(ctx.opt("workers", 1))
     paced_s = float(ctx.opt("paced_seconds", 3 if ctx.quick else 10))
     warm_n = int(ctx.opt("warmup_events", min(200, M)))
     profile = bool(ctx.opt("profile", False))

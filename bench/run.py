@@ -129,7 +129,11 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--endpoints", type=int, help="e2e/isolation/peers: endpoints")
     common.add_argument("--events", type=int, help="e2e/isolation/peers: events in the burst")
     common.add_argument("--clients", type=int, help="publishing requests in flight")
-    common.add_argument("--workers", type=int, help="PostgreSQL: worker processes (default 2)")
+    common.add_argument(
+        "--workers",
+        type=int,
+        help="PostgreSQL: worker processes (default 1: the service has one core here)",
+    )
     common.add_argument("--paced-seconds", type=float, help="e2e/isolation: paced phase length")
     common.add_argument(
         "--paced-rate", type=float, help="e2e: paced events/s (default: half the burst's rate)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,6 +19,7 @@ from sqlalchemy.util import await_only
 from .sqlite_inline import InlineConnection
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+PING_AFTER_IDLE_S = 0.1  # PostgreSQL: test a pooled connection unused for longer than this
 
 
 class DatabaseFileGone(ConnectionError):
@@ -140,10 +142,20 @@ def _install_pg_ping(engine: AsyncEngine) -> None:
     ``pool_pre_ping`` takes three (BEGIN, ``;``, ROLLBACK, for PgBouncer's transaction mode):
     15 % of the ``api``'s CPU when publishes come one at a time. A dead connection is replaced
     (the pool tries again with a new one), so a request after a database restart does not
-    fail."""
+    fail. A connection given back less than PING_AFTER_IDLE_S ago worked then, and is not
+    tested again: under load, connections go out and come back every few milliseconds, and a
+    database restart takes longer than that."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _returned(_dbapi_conn: Any, record: Any) -> None:
+        if record is not None:
+            record.info["pw_returned"] = time.monotonic()
 
     @event.listens_for(engine.sync_engine, "checkout")
-    def _ping(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+    def _ping(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get("pw_returned")
+        if returned is not None and time.monotonic() - returned < PING_AFTER_IDLE_S:
+            return
         try:
             await_only(dbapi_conn.driver_connection.execute("SELECT 1"))
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
