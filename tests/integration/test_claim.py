@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
+from prometora_webhooks.domain.models import Event
+from prometora_webhooks.storage import events as event_q
 from prometora_webhooks.storage import queue
 from prometora_webhooks.storage.database import Database
 from prometora_webhooks.storage.queue import Claimed
@@ -81,3 +85,33 @@ def test_claim_limit_scan_and_exclusions(db_url: str) -> None:
     ]
     ids = {c.event_id for c in scanned + limited + rest}
     assert len(scanned) + len(limited) + len(rest) == len(ids) == 30  # each row once
+
+
+def test_a_claim_outside_a_transaction_brings_the_bodies_and_leaves_the_session_alone(
+    db_url: str, db_kind: str
+) -> None:
+    """PostgreSQL's worker claims with one autocommit statement that also returns the events'
+    type and body (none for an event that is gone) and commits without waiting for the disk:
+    the lease is committed (another connection sees it) and the connection, which goes back
+    to the pool, still commits synchronously."""
+    if db_kind != "postgresql":
+        pytest.skip("SQLite claims in a write transaction and reads the bodies after it")
+
+    async def body(
+        db: Database,
+    ) -> tuple[list[Claimed], dict[str, tuple[str, bytes]], str, list[tuple[str, str]]]:
+        await _queue(db, [("a", 100), ("b", 101), ("a", NOW + 1)])
+        async with db.write() as conn:
+            await event_q.insert(conn, Event("e0", "s", "order.created", 1, b'{"x":1}'), None)
+        async with db.autocommit() as conn:
+            got, bodies = await queue.claim_with_events(
+                conn, NOW, LEASE, "tok", 10, room={}, default_room=5, scan=10
+            )
+            setting = (await conn.exec_driver_sql("SHOW synchronous_commit")).scalar_one()
+        return got, bodies, setting, await _leased(db)
+
+    got, bodies, setting, state = run_with_databases(db_url, body)
+    assert sorted(c.event_id for c in got) == ["e0", "e1"]
+    assert bodies == {"e0": ("order.created", b'{"x":1}')}  # e1 has no event row
+    assert setting == "on"
+    assert state == [("e0", "leased"), ("e1", "leased"), ("e2", str(NOW + 1))]

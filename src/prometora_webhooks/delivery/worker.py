@@ -297,10 +297,10 @@ class Worker:
     async def _claim(
         self, limit: int
     ) -> tuple[list[Claimed], list[tuple[Claimed, _Target, str, bytes]]]:
-        """Claim due rows and load what sending them needs. On PostgreSQL both happen in one
-        transaction (each round trip costs a context switch on a busy machine); on SQLite the
-        loading happens after it, in a read transaction, so that publishes are not kept
-        waiting for the one writer."""
+        """Claim due rows and load what sending them needs. On PostgreSQL that is two round
+        trips (each costs a context switch on a busy machine); on SQLite the loading happens
+        after the claim, in a read transaction, so that publishes are not kept waiting for the
+        one writer."""
         now = now_ms()
         lease_until = now + int((self._s.delivery_timeout + LEASE_MARGIN_S) * 1000)
         token = self.lease_prefix + secrets.token_hex(8)
@@ -309,23 +309,38 @@ class Worker:
         default_room = self._untried_cap()
         if self._stalled(now):
             self._park_wanted.set()
-        async with self._db.write() as conn:
-            # The statement leases no row over an endpoint's room: all of them are sent.
-            claimed = await queue.claim(
-                conn,
-                now,
-                lease_until,
-                token,
-                limit,
-                room=room,
-                default_room=default_room,
-                scan=min(CLAIM_SCAN_FACTOR * limit, MAX_CLAIM_SCAN),
-                exclude_endpoints=saturated,
-            )
-            if not claimed:
-                self._room_bound = []
-                return [], []
-            loaded = None if self._db.is_sqlite else await self._load(conn, claimed, now)
+        # The statement leases no row over an endpoint's room: all of them are sent.
+        args = (now, lease_until, token, limit)
+        scan = min(CLAIM_SCAN_FACTOR * limit, MAX_CLAIM_SCAN)
+        loaded = None
+        if self._db.is_sqlite:
+            async with self._db.write() as conn:
+                claimed = await queue.claim(
+                    conn,
+                    *args,
+                    room=room,
+                    default_room=default_room,
+                    scan=scan,
+                    exclude_endpoints=saturated,
+                )
+        else:
+            # Two round trips, no transaction around them: the claim (one statement, its own
+            # transaction) brings the events' bodies, and one query the endpoints and secrets.
+            async with self._db.autocommit() as conn:
+                claimed, bodies = await queue.claim_with_events(
+                    conn,
+                    *args,
+                    room=room,
+                    default_room=default_room,
+                    scan=scan,
+                    exclude_endpoints=saturated,
+                )
+                if claimed:
+                    endpoint_ids = list({c.endpoint_id for c in claimed})
+                    loaded = (await ep_q.targets(conn, endpoint_ids, now), bodies)
+        if not claimed:
+            self._room_bound = []
+            return [], []
         # Endpoints that got all the room they were given may have more rows due (see _nap).
         self._room_bound = [
             ep

@@ -49,8 +49,7 @@ class Recorder:
             if revived:
                 for endpoint_id, until in (await ep_q.parked(conn, revived, now)).items():
                     await queue.unpark(conn, endpoint_id, until, now)
-            await attempt_q.insert_results(conn, results)
-            await queue.finish(conn, [*p.finished, *dropped])
+            await attempt_q.log_and_finish(conn, results, [*p.finished, *dropped])
             await queue.reschedule(conn, p.retries)
             await queue.release(conn, deferred, now + self._defer_ms)
             await ep_q.apply_counters(

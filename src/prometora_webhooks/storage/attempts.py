@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.models import Attempt
 from ..domain.outcomes import AttemptResult
-from . import driver
+from . import driver, queue
 from .tables import attempts
 
 _COLS = (
@@ -57,32 +57,48 @@ _INSERT_ARRAYS = (
 )
 
 
-async def insert_results(conn: AsyncConnection, results: Sequence[AttemptResult]) -> None:
-    """One row per finished attempt (the recorder's hot path: driver SQL, tuples in
-    ``INSERT_SQL``'s column order)."""
-    await driver.execute_rows(
-        conn,
-        [
-            (
-                r.attempt_id,
-                r.endpoint_id,
-                r.event_id,
-                r.event_type,
-                r.store_id,
-                r.attempt,
-                r.trigger,
-                "succeeded" if r.succeeded else "failed",
-                r.http_status,
-                r.response_time_ms,
-                r.error,
-                r.response_body,
-                r.started_at,
-            )
-            for r in results
-        ],
-        per_row=INSERT_SQL,
-        arrays=_INSERT_ARRAYS,
+def _row(r: AttemptResult) -> tuple[Any, ...]:
+    """An attempt row in ``INSERT_SQL``'s column order."""
+    return (
+        r.attempt_id,
+        r.endpoint_id,
+        r.event_id,
+        r.event_type,
+        r.store_id,
+        r.attempt,
+        r.trigger,
+        "succeeded" if r.succeeded else "failed",
+        r.http_status,
+        r.response_time_ms,
+        r.error,
+        r.response_body,
+        r.started_at,
     )
+
+
+async def insert_results(conn: AsyncConnection, results: Sequence[AttemptResult]) -> None:
+    """One row per finished attempt (the recorder's hot path: driver SQL, tuples)."""
+    await driver.execute_rows(
+        conn, [_row(r) for r in results], per_row=INSERT_SQL, arrays=_INSERT_ARRAYS
+    )
+
+
+# PostgreSQL: the attempt rows and the end of the deliveries that are over, in one statement.
+_LOG_AND_FINISH = "WITH logged AS (" + _INSERT_ARRAYS + ") " + queue.FINISH_ARRAYS
+
+
+async def log_and_finish(
+    conn: AsyncConnection, results: Sequence[AttemptResult], finished: Sequence[tuple[int, str]]
+) -> None:
+    """``insert_results`` and ``queue.finish`` (rows of (delivery id, lease token)): on
+    PostgreSQL one round trip instead of two."""
+    if not (results and finished and driver.is_postgres(conn)):
+        await insert_results(conn, results)
+        await queue.finish(conn, finished)
+        return
+    columns = [list(col) for col in zip(*(_row(r) for r in results), strict=True)]
+    ends = [list(col) for col in zip(*finished, strict=True)]
+    await driver.execute(conn, _LOG_AND_FINISH, (*columns, *ends))
 
 
 async def get(conn: AsyncConnection, attempt_id: str) -> Attempt | None:

@@ -78,8 +78,18 @@ _CLAIM_SQL = (
     " LEFT JOIN room ON room.endpoint_id = ranked.endpoint_id"
     " WHERE ranked.rn <= COALESCE(room.n, ?) ORDER BY ranked.available_at LIMIT ?)"
     " UPDATE deliveries SET available_at = ?, lease_token = ?"
-    " FROM picked WHERE deliveries.id = picked.id"
-    ' RETURNING {t}id, {t}endpoint_id, {t}event_id, {t}attempt, {t}"trigger"'
+    " FROM picked{nosync} WHERE deliveries.id = picked.id"
+    ' RETURNING {t}id, {t}endpoint_id, {t}event_id, {t}attempt, {t}"trigger"{more}'
+)
+# PostgreSQL: each claimed row also brings its event's type and body (NULL if the event is
+# gone), so that no query for the bodies follows the claim. And the statement's commit (it is
+# a transaction of its own) does not wait for the disk: a lease lost in a database crash only
+# makes the row claimable again (at least once, as when a worker dies), and any later
+# durable commit (the attempt's record, a publish) flushes the log up to and including it.
+_NO_SYNC = ", (SELECT set_config('synchronous_commit', 'off', true)) AS nosync"
+_WITH_EVENT = (
+    ", (SELECT type FROM events WHERE events.id = deliveries.event_id),"
+    " (SELECT body FROM events WHERE events.id = deliveries.event_id)"
 )
 _DIALECT = {  # the JSON parts: (room from an object, a list of endpoint ids)
     True: (
@@ -105,7 +115,46 @@ async def claim(
     """Lease up to ``limit`` due rows, oldest first, at most ``room[endpoint]`` (else
     ``default_room``) per endpoint, from the oldest ``scan`` due rows; ``exclude_endpoints``
     are left out altogether."""
+    claimed, _ = await _claim(
+        conn, now, lease_until, token, limit, room, default_room, scan, exclude_endpoints, False
+    )
+    return claimed
+
+
+async def claim_with_events(
+    conn: AsyncConnection,
+    now: int,
+    lease_until: int,
+    token: str,
+    limit: int,
+    *,
+    room: Mapping[str, int],
+    default_room: int,
+    scan: int,
+    exclude_endpoints: Sequence[str] = (),
+) -> tuple[list[Claimed], dict[str, tuple[str, bytes]]]:
+    """PostgreSQL, outside a transaction (``Database.autocommit()``): ``claim``, and event
+    id → (type, body) of the claimed rows' events that still exist, from the same statement,
+    whose commit does not wait for the disk (the connection's own setting is left alone)."""
+    return await _claim(
+        conn, now, lease_until, token, limit, room, default_room, scan, exclude_endpoints, True
+    )
+
+
+async def _claim(
+    conn: AsyncConnection,
+    now: int,
+    lease_until: int,
+    token: str,
+    limit: int,
+    room: Mapping[str, int],
+    default_room: int,
+    scan: int,
+    exclude_endpoints: Sequence[str],
+    with_events: bool,
+) -> tuple[list[Claimed], dict[str, tuple[str, bytes]]]:
     pg = driver.is_postgres(conn)
+    assert pg or not with_events
     room_sql, list_sql = _DIALECT[pg]
     sql = _CLAIM_SQL.format(
         room=room_sql,
@@ -113,6 +162,8 @@ async def claim(
         # Lock the chosen rows; rows other workers hold are skipped, never waited on.
         lock=" FOR UPDATE SKIP LOCKED" if pg else "",
         t="deliveries." if pg else "",  # PostgreSQL: "id" alone would also name picked.id
+        more=_WITH_EVENT if with_events else "",
+        nosync=_NO_SYNC if with_events else "",
     )
     exclude = (orjson.dumps(list(exclude_endpoints)).decode(),) if exclude_endpoints else ()
     params = (
@@ -126,7 +177,10 @@ async def claim(
         token,
     )
     rows = await driver.fetchall(conn, sql, params)
-    return [Claimed(r[0], r[1], r[2], r[3], r[4], token) for r in rows]
+    claimed = [Claimed(r[0], r[1], r[2], r[3], r[4], token) for r in rows]
+    if not with_events:
+        return claimed, {}
+    return claimed, {r[2]: (r[5], bytes(r[6])) for r in rows if r[6] is not None}
 
 
 async def park(conn: AsyncConnection, endpoint_id: str, now: int, until: int, limit: int) -> int:
@@ -154,14 +208,19 @@ async def unpark(conn: AsyncConnection, endpoint_id: str, until: int, now: int) 
     )
 
 
+FINISH_ARRAYS = (
+    "DELETE FROM deliveries USING unnest(?::bigint[], ?::text[]) AS t (id, token)"
+    " WHERE deliveries.id = t.id AND deliveries.lease_token = t.token"
+)
+
+
 async def finish(conn: AsyncConnection, items: Sequence[tuple[int, str]]) -> None:
     """Remove rows (id, lease token) whose delivery is over: delivered, exhausted or dropped."""
     await driver.execute_rows(
         conn,
         items,
         per_row="DELETE FROM deliveries WHERE id = ? AND lease_token = ?",
-        arrays="DELETE FROM deliveries USING unnest(?::bigint[], ?::text[]) AS t (id, token)"
-        " WHERE deliveries.id = t.id AND deliveries.lease_token = t.token",
+        arrays=FINISH_ARRAYS,
     )
 
 
