@@ -8,6 +8,14 @@ placeholders (rewritten to ``$n`` for asyncpg) and run with ``exec_driver_sql`` 
 connection, so they stay inside the caller's transaction, with tuples as rows.
 Only plain columns and literals go in them; every value is a bound parameter.
 
+On PostgreSQL these statements go to asyncpg itself, on the connection SQLAlchemy has checked
+out and in the transaction it manages (started here if it is not yet, as SQLAlchemy's adapter
+would): SQLAlchemy's execution path costs ~65 µs of Python per statement (execution context,
+cursor adapter, result wrapping) against ~15 µs for asyncpg alone, which matters when a
+publish, a claim or a record is one event and a few statements. Errors become the same
+SQLAlchemy exceptions (``IntegrityError``, ``DBAPIError`` with the connection invalidated when
+it is lost) as on SQLAlchemy's own path.
+
 Many rows at once (``execute_rows``): sqlite3's executemany runs the one prepared statement
 per row in C. asyncpg's executemany makes PostgreSQL bind and execute the statement once per
 row; there the rows go instead as one array per column in a single statement (``unnest``),
@@ -20,6 +28,7 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 
@@ -47,9 +56,53 @@ def _sql(conn: AsyncConnection, sql: str) -> str:
     return render(sql, dollar=is_postgres(conn))
 
 
+async def _asyncpg(conn: AsyncConnection, how: str, sql: str, args: Sequence[Any]) -> Any:
+    """Run ``sql`` (``$n`` placeholders) with asyncpg's ``how`` (``fetch``, ``execute`` or
+    ``executemany``) on the connection's asyncpg connection, in its SQLAlchemy transaction.
+    SQLAlchemy's asyncpg adapter is used as its own cursor uses it: its lock, its lazily
+    started transaction (a no-op in autocommit), its translation of asyncpg's errors."""
+    sync: Any = conn.sync_connection
+    fairy = sync._dbapi_connection  # the checked-out connection (None once invalidated)
+    if fairy is None:
+        fairy = await conn.get_raw_connection()
+    adapted: Any = fairy.dbapi_connection
+    dialect: Any = sync.dialect
+    async with adapted._execute_mutex:
+        try:
+            if adapted._transaction is None:
+                await adapted._start_transaction()
+            return await getattr(adapted._connection, how)(sql, *args)
+        except Exception as error:
+            try:
+                adapted._handle_exception(error)  # raises the DBAPI-level error
+            except dialect.loaded_dbapi.Error as dbapi_error:
+                lost = bool(dialect.is_disconnect(dbapi_error, adapted, None))
+                if lost:
+                    await conn.invalidate(dbapi_error)
+                raise DBAPIError.instance(
+                    sql,
+                    None,
+                    dbapi_error,
+                    dialect.loaded_dbapi.Error,
+                    connection_invalidated=lost,
+                    dialect=dialect,
+                ) from error
+            raise
+
+
+def _count(status: str | None) -> int:
+    """Rows changed, from a command status (``UPDATE 3``, ``INSERT 0 5``, ``DELETE 1``)."""
+    last = (status or "").rpartition(" ")[2]
+    return int(last) if last.isdigit() else 0
+
+
 async def executemany(conn: AsyncConnection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
-    if rows:
-        await conn.exec_driver_sql(_sql(conn, sql), list(rows))
+    if not rows:
+        return
+    if is_postgres(conn):
+        await _asyncpg(conn, "executemany", render(sql, dollar=True), (list(rows),))
+    else:
+        await conn.exec_driver_sql(sql, list(rows))
 
 
 async def execute_rows(
@@ -61,17 +114,22 @@ async def execute_rows(
     if not rows:
         return
     if is_postgres(conn):
-        columns = tuple(list(col) for col in zip(*rows, strict=True))
-        await conn.exec_driver_sql(render(arrays, dollar=True), columns)
+        columns = [list(col) for col in zip(*rows, strict=True)]
+        await _asyncpg(conn, "execute", render(arrays, dollar=True), columns)
     else:
         await conn.exec_driver_sql(per_row, list(rows))
 
 
 async def execute(conn: AsyncConnection, sql: str, params: tuple[Any, ...] = ()) -> int:
     """One statement; the number of rows it changed."""
-    return int((await conn.exec_driver_sql(_sql(conn, sql), params)).rowcount or 0)
+    if is_postgres(conn):
+        return _count(await _asyncpg(conn, "execute", render(sql, dollar=True), params))
+    return int((await conn.exec_driver_sql(sql, params)).rowcount or 0)
 
 
 async def fetchall(conn: AsyncConnection, sql: str, params: tuple[Any, ...] = ()) -> Sequence[Any]:
-    """The result rows (SQLAlchemy ``Row``s: index them by position)."""
-    return (await conn.exec_driver_sql(_sql(conn, sql), params)).all()
+    """The result rows (index them by position: SQLAlchemy ``Row``s on SQLite, asyncpg
+    ``Record``s on PostgreSQL)."""
+    if is_postgres(conn):
+        return list(await _asyncpg(conn, "fetch", render(sql, dollar=True), params))
+    return (await conn.exec_driver_sql(sql, params)).all()
