@@ -99,15 +99,16 @@ def test_a_claim_outside_a_transaction_brings_the_bodies_and_leaves_the_session_
 
     async def body(
         db: Database,
-    ) -> tuple[list[Claimed], dict[str, tuple[str, bytes]], str, list[tuple[str, str]]]:
+    ) -> tuple[list[Claimed], dict[str, tuple[str | None, bytes]], str, list[tuple[str, str]]]:
         await _queue(db, [("a", 100), ("b", 101), ("a", NOW + 1)])
         async with db.write() as conn:
             await event_q.insert(conn, Event("e0", "s", "order.created", 1, b'{"x":1}'), None)
         async with db.autocommit() as conn:
-            got, bodies = await queue.claim_with_events(
-                conn, NOW, LEASE, "tok", 10, room={}, default_room=5, scan=10
+            got = await queue.claim(
+                conn, NOW, LEASE, "tok", 10, room={}, default_room=5, scan=10, with_events=True
             )
             setting = (await conn.exec_driver_sql("SHOW synchronous_commit")).scalar_one()
+        bodies = {c.event_id: (c.event_type, c.body) for c in got if c.body is not None}
         return got, bodies, setting, await _leased(db)
 
     got, bodies, setting, state = run_with_databases(db_url, body)

@@ -14,17 +14,16 @@ from prometora_webhooks.config import Settings
 from prometora_webhooks.crypto import SecretBox
 from prometora_webhooks.delivery import worker as worker_mod
 from prometora_webhooks.delivery.worker import Worker
-from prometora_webhooks.domain.catalog import Catalog
 from prometora_webhooks.domain.models import Event
 from prometora_webhooks.domain.timefmt import now_ms
-from prometora_webhooks.services.endpoints import EndpointChanges, EndpointService
+from prometora_webhooks.services.endpoints import EndpointChanges
 from prometora_webhooks.services.notify import Notifier, PgNotifier
 from prometora_webhooks.services.stores import StoreService
 from prometora_webhooks.storage import driver, queue
 from prometora_webhooks.storage import endpoints as ep_q
 from prometora_webhooks.storage import events as event_q
 from prometora_webhooks.storage.database import Database, listen_dsn
-from tests.support.databases import run_with_databases
+from tests.support.databases import ip_endpoint_service, run_with_databases
 
 STUCK_ROWS = worker_mod.PARK_CHUNK * 2 + 7  # three chunks, the last one short
 
@@ -64,10 +63,6 @@ def test_a_stalled_endpoints_whole_backlog_is_parked_in_chunks(db_url: str) -> N
     run_with_databases(db_url, body)
 
 
-async def _no_dns(host: str, allow_private: bool) -> None:
-    raise AssertionError(f"the test's addresses are IPs, not {host}")
-
-
 async def _publish(db: Database, store_id: str, event_id: str, now: int) -> dict[str, int]:
     """Fan one order.created event out; when each endpoint's delivery is due."""
     async with db.write() as conn:
@@ -87,9 +82,7 @@ def test_a_parked_endpoints_new_events_are_queued_parked_until_a_success(db_url:
     async def body(db: Database) -> None:
         box = SecretBox(secrets.token_bytes(32))
         store, _ = await StoreService(db).create("Parking Shop", "business")
-        svc = EndpointService(
-            db, box, Catalog.load(), _no_dns, allow_http=False, allow_private=True
-        )
+        svc = ip_endpoint_service(db, box)
         stuck = (await svc.create(store.id, "https://127.0.0.1:9/stuck", ["order.created"]))[0].id
         fine = (await svc.create(store.id, "https://127.0.0.1:9/fine", ["order.created"]))[0].id
         worker = Worker(Settings(database_url=db_url, delivery_timeout=10), db, box, Notifier())

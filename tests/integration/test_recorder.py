@@ -8,22 +8,16 @@ import secrets
 from typing import Any
 
 from prometora_webhooks.crypto import SecretBox
-from prometora_webhooks.domain.catalog import Catalog
 from prometora_webhooks.domain.outcomes import AttemptResult
-from prometora_webhooks.services.endpoints import EndpointService
 from prometora_webhooks.services.recorder import Recorder
 from prometora_webhooks.services.stores import StoreService
 from prometora_webhooks.storage import driver, queue
 from prometora_webhooks.storage import endpoints as ep_q
 from prometora_webhooks.storage.database import Database
 from prometora_webhooks.storage.queue import Claimed
-from tests.support.databases import run_with_databases
+from tests.support.databases import ip_endpoint_service, run_with_databases
 
 T = 1_700_000_000_000
-
-
-async def _no_dns(host: str, allow_private: bool) -> None:
-    raise AssertionError(f"the test's addresses are IPs, not {host}")
 
 
 def _result(c: Claimed, store_id: str, ok: bool, started: int, token: str = "") -> AttemptResult:
@@ -77,9 +71,7 @@ def test_a_batch_of_successes_and_a_mixed_batch_are_recorded(db_url: str) -> Non
     async def body(db: Database) -> dict[str, Any]:
         box = SecretBox(secrets.token_bytes(32))
         store, _ = await StoreService(db).create("Recorder Shop", "business")
-        svc = EndpointService(
-            db, box, Catalog.load(), _no_dns, allow_http=False, allow_private=True
-        )
+        svc = ip_endpoint_service(db, box)
         eps = [
             (await svc.create(store.id, f"https://127.0.0.1:9/{n}", ["order.created"]))[0].id
             for n in ("a", "b")

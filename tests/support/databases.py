@@ -1,4 +1,5 @@
-"""A coroutine run against a migrated database, with ``Database`` handles of its own."""
+"""A coroutine run against a migrated database, with ``Database`` handles of its own; the
+endpoint service the storage-level tests create endpoints with."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from prometora_webhooks.crypto import SecretBox
+from prometora_webhooks.domain.catalog import Catalog
+from prometora_webhooks.services.endpoints import EndpointService
 from prometora_webhooks.storage.database import Database
 from prometora_webhooks.storage.migrate import upgrade_async
 
@@ -26,3 +30,12 @@ def run_with_databases(db_url: str, body: Callable[..., Awaitable[T]], handles: 
                 await db.dispose()
 
     return asyncio.run(main())
+
+
+async def _no_dns(host: str, allow_private: bool) -> None:
+    raise AssertionError(f"the test's addresses are IPs, not {host}")
+
+
+def ip_endpoint_service(db: Database, box: SecretBox) -> EndpointService:
+    """Endpoints at HTTPS URLs with IP addresses (private ones allowed); no name lookups."""
+    return EndpointService(db, box, Catalog.load(), _no_dns, allow_http=False, allow_private=True)

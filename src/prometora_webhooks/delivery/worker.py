@@ -310,34 +310,26 @@ class Worker:
         if self._stalled(now):
             self._park_wanted.set()
         # The statement leases no row over an endpoint's room: all of them are sent.
-        args = (now, lease_until, token, limit)
-        scan = min(CLAIM_SCAN_FACTOR * limit, MAX_CLAIM_SCAN)
+        # PostgreSQL: two round trips, no transaction around them: the claim (one statement,
+        # its own transaction) brings the events' bodies, and one query the endpoints and
+        # their secrets. SQLite: the claim in a write transaction; the rest is loaded below.
+        sqlite = self._db.is_sqlite
         loaded = None
-        if self._db.is_sqlite:
-            async with self._db.write() as conn:
-                claimed = await queue.claim(
-                    conn,
-                    *args,
-                    room=room,
-                    default_room=default_room,
-                    scan=scan,
-                    exclude_endpoints=saturated,
-                )
-        else:
-            # Two round trips, no transaction around them: the claim (one statement, its own
-            # transaction) brings the events' bodies, and one query the endpoints and secrets.
-            async with self._db.autocommit() as conn:
-                claimed, bodies = await queue.claim_with_events(
-                    conn,
-                    *args,
-                    room=room,
-                    default_room=default_room,
-                    scan=scan,
-                    exclude_endpoints=saturated,
-                )
-                if claimed:
-                    endpoint_ids = list({c.endpoint_id for c in claimed})
-                    loaded = (await ep_q.targets(conn, endpoint_ids, now), bodies)
+        async with self._db.write() if sqlite else self._db.autocommit() as conn:
+            claimed = await queue.claim(
+                conn,
+                now,
+                lease_until,
+                token,
+                limit,
+                room=room,
+                default_room=default_room,
+                scan=min(CLAIM_SCAN_FACTOR * limit, MAX_CLAIM_SCAN),
+                exclude_endpoints=saturated,
+                with_events=not sqlite,
+            )
+            if claimed and not sqlite:
+                loaded = await self._load(conn, claimed, now, bodies_claimed=True)
         if not claimed:
             self._room_bound = []
             return [], []
@@ -349,7 +341,7 @@ class Worker:
         ]
         if loaded is None:
             async with self._db.read() as conn:
-                loaded = await self._load(conn, claimed, now)
+                loaded = await self._load(conn, claimed, now, bodies_claimed=False)
         return claimed, self._prepare(claimed, *loaded)
 
     def _room_left(self, saturated: list[str]) -> dict[str, int]:
@@ -433,11 +425,18 @@ class Worker:
 
     @staticmethod
     async def _load(
-        conn: AsyncConnection, batch: list[Claimed], now: int
+        conn: AsyncConnection, batch: list[Claimed], now: int, *, bodies_claimed: bool
     ) -> tuple[dict[str, ep_q.DeliveryTarget], dict[str, tuple[str, bytes]]]:
+        """The batch's endpoints, and event id → (type, body) of its events that still exist:
+        read here, or taken from the rows if the claim brought them (``bodies_claimed``)."""
         rows = await ep_q.targets(conn, list({c.endpoint_id for c in batch}), now)
-        bodies = await event_q.bodies(conn, list({c.event_id for c in batch}))
-        return rows, bodies
+        if not bodies_claimed:
+            return rows, await event_q.bodies(conn, list({c.event_id for c in batch}))
+        return rows, {
+            c.event_id: (c.event_type, c.body)
+            for c in batch
+            if c.event_type is not None and c.body is not None
+        }
 
     def _prepare(
         self,

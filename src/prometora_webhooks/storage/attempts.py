@@ -96,9 +96,8 @@ async def log_and_finish(
         await insert_results(conn, results)
         await queue.finish(conn, finished)
         return
-    columns = [list(col) for col in zip(*(_row(r) for r in results), strict=True)]
-    ends = [list(col) for col in zip(*finished, strict=True)]
-    await driver.execute(conn, _LOG_AND_FINISH, (*columns, *ends))
+    rows = [_row(r) for r in results]
+    await driver.execute(conn, _LOG_AND_FINISH, (*driver.columns(rows), *driver.columns(finished)))
 
 
 async def get(conn: AsyncConnection, attempt_id: str) -> Attempt | None:

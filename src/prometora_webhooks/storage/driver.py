@@ -4,8 +4,8 @@ SQLAlchemy Core builds, caches and binds every statement in Python: per row of a
 it makes a parameter dict and runs each column's bind processor. For the statements on the
 delivery path (queue rows at publish, claims, attempt rows, queue deletes, endpoint counters)
 that was about a sixth of a delivery's CPU. These are written once in SQL with ``?``
-placeholders (rewritten to ``$n`` for asyncpg) and run with ``exec_driver_sql`` on the same
-connection, so they stay inside the caller's transaction, with tuples as rows.
+placeholders (rewritten to ``$n`` for asyncpg) and run on the caller's connection, inside its
+transaction, with tuples as rows: on SQLite with ``exec_driver_sql``.
 Only plain columns and literals go in them; every value is a bound parameter.
 
 On PostgreSQL these statements go to asyncpg itself, on the connection SQLAlchemy has checked
@@ -52,8 +52,9 @@ def placeholders(n: int) -> str:
     return ", ".join("?" * n)
 
 
-def _sql(conn: AsyncConnection, sql: str) -> str:
-    return render(sql, dollar=is_postgres(conn))
+def columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+    """Rows as one list per column: the arrays of an ``unnest`` statement."""
+    return [list(col) for col in zip(*rows, strict=True)]
 
 
 async def _asyncpg(conn: AsyncConnection, how: str, sql: str, args: Sequence[Any]) -> Any:
@@ -114,8 +115,7 @@ async def execute_rows(
     if not rows:
         return
     if is_postgres(conn):
-        columns = [list(col) for col in zip(*rows, strict=True)]
-        await _asyncpg(conn, "execute", render(arrays, dollar=True), columns)
+        await _asyncpg(conn, "execute", render(arrays, dollar=True), columns(rows))
     else:
         await conn.exec_driver_sql(per_row, list(rows))
 
@@ -131,5 +131,6 @@ async def fetchall(conn: AsyncConnection, sql: str, params: tuple[Any, ...] = ()
     """The result rows (index them by position: SQLAlchemy ``Row``s on SQLite, asyncpg
     ``Record``s on PostgreSQL)."""
     if is_postgres(conn):
-        return list(await _asyncpg(conn, "fetch", render(sql, dollar=True), params))
+        records: list[Any] = await _asyncpg(conn, "fetch", render(sql, dollar=True), params)
+        return records
     return (await conn.exec_driver_sql(sql, params)).all()

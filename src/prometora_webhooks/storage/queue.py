@@ -26,6 +26,9 @@ class Claimed:
     attempt: int
     trigger: str
     lease_token: str
+    # Claimed ``with_events`` (PostgreSQL): the event's type and body (None if it is gone).
+    event_type: str | None = None
+    body: bytes | None = None
 
 
 async def enqueue(
@@ -111,48 +114,15 @@ async def claim(
     default_room: int,
     scan: int,
     exclude_endpoints: Sequence[str] = (),
+    with_events: bool = False,
 ) -> list[Claimed]:
     """Lease up to ``limit`` due rows, oldest first, at most ``room[endpoint]`` (else
     ``default_room``) per endpoint, from the oldest ``scan`` due rows; ``exclude_endpoints``
-    are left out altogether."""
-    claimed, _ = await _claim(
-        conn, now, lease_until, token, limit, room, default_room, scan, exclude_endpoints, False
-    )
-    return claimed
+    are left out altogether.
 
-
-async def claim_with_events(
-    conn: AsyncConnection,
-    now: int,
-    lease_until: int,
-    token: str,
-    limit: int,
-    *,
-    room: Mapping[str, int],
-    default_room: int,
-    scan: int,
-    exclude_endpoints: Sequence[str] = (),
-) -> tuple[list[Claimed], dict[str, tuple[str, bytes]]]:
-    """PostgreSQL, outside a transaction (``Database.autocommit()``): ``claim``, and event
-    id → (type, body) of the claimed rows' events that still exist, from the same statement,
-    whose commit does not wait for the disk (the connection's own setting is left alone)."""
-    return await _claim(
-        conn, now, lease_until, token, limit, room, default_room, scan, exclude_endpoints, True
-    )
-
-
-async def _claim(
-    conn: AsyncConnection,
-    now: int,
-    lease_until: int,
-    token: str,
-    limit: int,
-    room: Mapping[str, int],
-    default_room: int,
-    scan: int,
-    exclude_endpoints: Sequence[str],
-    with_events: bool,
-) -> tuple[list[Claimed], dict[str, tuple[str, bytes]]]:
+    ``with_events`` (PostgreSQL, outside a transaction: ``Database.autocommit()``): each row
+    also brings its event's type and body, and the statement's commit does not wait for the
+    disk (the connection's own setting is left alone)."""
     pg = driver.is_postgres(conn)
     assert pg or not with_events
     room_sql, list_sql = _DIALECT[pg]
@@ -177,10 +147,12 @@ async def _claim(
         token,
     )
     rows = await driver.fetchall(conn, sql, params)
-    claimed = [Claimed(r[0], r[1], r[2], r[3], r[4], token) for r in rows]
     if not with_events:
-        return claimed, {}
-    return claimed, {r[2]: (r[5], bytes(r[6])) for r in rows if r[6] is not None}
+        return [Claimed(r[0], r[1], r[2], r[3], r[4], token) for r in rows]
+    return [
+        Claimed(r[0], r[1], r[2], r[3], r[4], token, r[5], None if r[6] is None else bytes(r[6]))
+        for r in rows
+    ]
 
 
 async def park(conn: AsyncConnection, endpoint_id: str, now: int, until: int, limit: int) -> int:
